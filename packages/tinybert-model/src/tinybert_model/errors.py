@@ -7,3 +7,10 @@ so every message must say which file or tensor is wrong and how.
 
 class CheckpointError(ValueError):
     """A checkpoint or config that cannot be read, converted or loaded as asked."""
+
+
+def name_some(items, limit: int = 8) -> str:
+    """The first few of a list of names, for an error message that stays readable."""
+    items = list(items)
+    shown = ", ".join(items[:limit])
+    return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")

@@ -1,0 +1,215 @@
+"""MindSpore checkpoints that describe themselves.
+
+Every checkpoint we write embeds its `BertConfig` (as JSON) and the name of the model class
+it belongs to, so `load_model(path)` rebuilds the model with nothing else to hand. Files are
+written atomically: a temporary file in the same folder, renamed at the end, so a failed
+run never leaves a half-written checkpoint under the final name.
+
+Two layers:
+- `read_checkpoint` / `write_checkpoint` move plain numpy dicts (what the converters use);
+- `save_checkpoint` / `load_checkpoint` / `load_model` work on model cells.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import NamedTuple
+
+import mindspore as ms
+import numpy as np
+
+from .config import BertConfig
+from .errors import CheckpointError, name_some
+from .files import atomic_path
+from .modeling import ARCHITECTURES, architecture_for
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEY = "bert_config"
+ARCHITECTURE_KEY = "architecture"
+
+
+class Checkpoint(NamedTuple):
+    tensors: dict  # name -> numpy array
+    config: BertConfig | None  # None for checkpoints written elsewhere (e.g. the model zoo)
+    architecture: str | None
+
+
+def read_checkpoint(path) -> Checkpoint:
+    """Read a MindSpore .ckpt into numpy arrays, with its embedded config if it has one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        entries = ms.load_checkpoint(str(path))
+    except (ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: not a readable MindSpore checkpoint ({error})") from None
+    config_json = entries.pop(CONFIG_KEY, None)
+    architecture = entries.pop(ARCHITECTURE_KEY, None)
+    tensors = {
+        name: value.asnumpy() for name, value in entries.items() if hasattr(value, "asnumpy")
+    }
+    config = BertConfig.from_dict(json.loads(config_json)) if isinstance(config_json, str) else None
+    return Checkpoint(tensors, config, architecture if isinstance(architecture, str) else None)
+
+
+def write_checkpoint(
+    path, tensors: dict, config: BertConfig | None = None, architecture: str | None = None
+) -> None:
+    """Write numpy arrays (and the config that describes them) to a .ckpt, atomically."""
+    entries = [
+        {"name": name, "data": ms.Tensor(np.ascontiguousarray(value))}
+        for name, value in tensors.items()
+    ]
+    extra = {}
+    if config is not None:
+        extra[CONFIG_KEY] = json.dumps(config.to_dict())
+    if architecture is not None:
+        extra[ARCHITECTURE_KEY] = architecture
+    with atomic_path(path, suffix=".ckpt") as temporary:
+        ms.save_checkpoint(entries, temporary, append_dict=extra or None)
+
+
+def expected_shapes(config: BertConfig, architecture: str) -> dict:
+    """Name -> shape of every parameter of `architecture` built from `config`."""
+    hidden, ffn = config.hidden_size, config.intermediate_size
+    prefix = "" if architecture == "BertModel" else "bert."
+    shapes = {
+        "embeddings.word_embeddings.embedding_table": (config.vocab_size, hidden),
+        "embeddings.position_embeddings.embedding_table": (config.max_position_embeddings, hidden),
+        "embeddings.token_type_embeddings.embedding_table": (config.type_vocab_size, hidden),
+        "embeddings.layer_norm.gamma": (hidden,),
+        "embeddings.layer_norm.beta": (hidden,),
+        "pooler.weight": (hidden, hidden),
+        "pooler.bias": (hidden,),
+    }
+    for i in range(config.num_hidden_layers):
+        layer = f"layers.{i}."
+        for dense in ("attention.query", "attention.key", "attention.value", "attention.dense"):
+            shapes[f"{layer}{dense}.weight"] = (hidden, hidden)
+            shapes[f"{layer}{dense}.bias"] = (hidden,)
+        shapes[f"{layer}intermediate.weight"] = (ffn, hidden)
+        shapes[f"{layer}intermediate.bias"] = (ffn,)
+        shapes[f"{layer}output.weight"] = (hidden, ffn)
+        shapes[f"{layer}output.bias"] = (hidden,)
+        for norm in ("attention_norm", "output_norm"):
+            shapes[f"{layer}{norm}.gamma"] = (hidden,)
+            shapes[f"{layer}{norm}.beta"] = (hidden,)
+    shapes = {prefix + name: shape for name, shape in shapes.items()}
+    if architecture in ("BertForSequenceClassification", "BertForTokenClassification"):
+        shapes["classifier.weight"] = (config.num_labels, hidden)
+        shapes["classifier.bias"] = (config.num_labels,)
+    elif architecture == "BertForPreTraining":
+        shapes.update(
+            {
+                "mlm_dense.weight": (hidden, hidden),
+                "mlm_dense.bias": (hidden,),
+                "mlm_norm.gamma": (hidden,),
+                "mlm_norm.beta": (hidden,),
+                "mlm_bias": (config.vocab_size,),
+                "nsp.weight": (2, hidden),
+                "nsp.bias": (2,),
+            }
+        )
+    return shapes
+
+
+def check_tensors(tensors: dict, config: BertConfig, architecture: str, source) -> None:
+    """Raise CheckpointError naming every missing, unexpected or mis-shaped tensor.
+
+    `fit_dense.*` (a TinyBERT student's projection) is allowed beside any architecture.
+    """
+    expected = expected_shapes(config, architecture)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(n for n in set(tensors) - set(expected) if not n.startswith("fit_dense."))
+    wrong = [
+        f"{n}: {tuple(tensors[n].shape)}, expected {expected[n]}"
+        for n in expected
+        if n in tensors and tuple(tensors[n].shape) != expected[n]
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {name_some(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {name_some(unexpected)}")
+    if wrong:
+        problems.append(f"wrong shapes: {name_some(wrong)}")
+    if problems:
+        raise CheckpointError(f"{source}: " + "; ".join(problems))
+
+
+# ---- model cells -------------------------------------------------------------------------
+
+
+def _inner(model):
+    """A TinyBertStudent wraps a model; its checkpoints describe the wrapped one."""
+    return getattr(model, "model", model)
+
+
+def save_checkpoint(model, path) -> None:
+    """Save a model's parameters with its config and class name, atomically."""
+    tensors = {p.name: p.asnumpy() for p in model.get_parameters()}
+    inner = _inner(model)
+    write_checkpoint(path, tensors, inner.config, type(inner).__name__)
+
+
+class LoadReport(NamedTuple):
+    missing: list  # model parameters the checkpoint did not have (left as initialised)
+    unused: list  # checkpoint tensors the model has no place for
+
+
+def load_checkpoint(path, model, strict: bool = True) -> LoadReport:
+    """Load a checkpoint into `model`, matching names with or without the `bert.` prefix.
+
+    A BertModel checkpoint loads into a head model's `bert` and vice versa, and a student
+    checkpoint with `fit_dense` loads into a plain model. Shape mismatches are always an
+    error; parameters the checkpoint lacks are an error when `strict`, else reported.
+    """
+    return _load_tensors(read_checkpoint(path).tensors, model, strict, path)
+
+
+def _load_tensors(tensors: dict, model, strict: bool, path) -> LoadReport:
+    missing, used, wrong = [], set(), []
+    for param in model.get_parameters():
+        name = param.name
+        for candidate in (name, name.removeprefix("bert."), "bert." + name):
+            if candidate in tensors:
+                break
+        else:
+            missing.append(name)
+            continue
+        value = tensors[candidate]
+        if tuple(value.shape) != tuple(param.shape):
+            wrong.append(f"{candidate}: {tuple(value.shape)}, model has {tuple(param.shape)}")
+            continue
+        param.set_data(ms.Tensor(value, dtype=param.dtype))
+        used.add(candidate)
+    if wrong:
+        raise CheckpointError(f"{path}: shape mismatch: {name_some(wrong)}")
+    if missing and strict:
+        raise CheckpointError(f"{path}: missing tensors: {name_some(missing)}")
+    unused = sorted(set(tensors) - used)
+    if missing:
+        log.info("%s: not in the checkpoint, left as initialised: %s", path, name_some(missing))
+    if unused:
+        log.info("%s: not used by %s: %s", path, type(model).__name__, name_some(unused))
+    return LoadReport(missing, unused)
+
+
+def load_model(path, config: BertConfig | None = None, architecture: str | None = None):
+    """Build the model a checkpoint describes and load its weights.
+
+    `config` and `architecture` are needed only for checkpoints that don't embed them.
+    """
+    checkpoint = read_checkpoint(path)
+    config = config or checkpoint.config
+    if config is None:
+        raise CheckpointError(f"{path}: the checkpoint has no embedded config; pass one")
+    architecture = architecture or checkpoint.architecture or architecture_for(config)
+    if architecture not in ARCHITECTURES:
+        raise CheckpointError(f"{path}: unknown architecture {architecture!r}")
+    model = ARCHITECTURES[architecture](config)
+    _load_tensors(checkpoint.tensors, model, True, path)
+    return model

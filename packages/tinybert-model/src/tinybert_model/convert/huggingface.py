@@ -1,0 +1,193 @@
+"""Hugging Face BERT directories (config.json + model.safetensors or pytorch_model.bin).
+
+HF keeps the encoder under `bert.` in its head classes and at the top level in a bare
+`BertModel` (as all-MiniLM-L6-v2 ships it). Old checkpoints name LayerNorm parameters
+gamma/beta; the masked-LM decoder is tied to the word embeddings and usually not stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from ..checkpoint import read_checkpoint, write_checkpoint
+from ..config import BertConfig
+from ..errors import CheckpointError
+from ..files import atomic_path
+from ..modeling import ARCHITECTURES
+from .core import check_layer_count, export_tensors, import_tensors
+from .names import our_prefix
+
+log = logging.getLogger(__name__)
+
+LAYER_PATTERN = r"encoder\.layer\.(\d+)\."
+# transformers' BertForTokenClassification has no pooler (add_pooling_layer=False); ours keeps
+# one so that every head shares BertModel. The tagging head never reads it: it is filled with
+# zeros on the way in and left out on the way out.
+TAGGER_POOLER = ("bert.pooler.dense.weight", "bert.pooler.dense.bias")
+# Present in some checkpoints, never weights: position ids buffer, tied decoder copies.
+IGNORED = {
+    "embeddings.position_ids",
+    "cls.predictions.decoder.weight",
+    "cls.predictions.decoder.bias",
+}
+
+
+def _read_weights(directory: Path) -> dict:
+    safetensors_file = directory / "model.safetensors"
+    torch_file = directory / "pytorch_model.bin"
+    if safetensors_file.is_file():
+        try:
+            return load_file(str(safetensors_file))
+        except Exception as error:  # safetensors raises its own error types
+            raise CheckpointError(
+                f"{safetensors_file}: not a readable safetensors file ({error})"
+            ) from None
+    if torch_file.is_file():
+        try:
+            import torch
+        except ImportError:
+            raise CheckpointError(
+                f"{torch_file}: reading pytorch_model.bin needs torch; install it or "
+                "convert the model to safetensors"
+            ) from None
+        state = torch.load(str(torch_file), map_location="cpu", weights_only=True)
+        return {
+            name: value.float().numpy() if value.is_floating_point() else value.numpy()
+            for name, value in state.items()
+        }
+    raise CheckpointError(f"{directory}: no model.safetensors or pytorch_model.bin")
+
+
+def _modern_names(tensors: dict) -> dict:
+    """LayerNorm.gamma/beta (old HF) -> LayerNorm.weight/bias."""
+    renamed = {}
+    for name, value in tensors.items():
+        if ".LayerNorm." in name:
+            name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace(
+                "LayerNorm.beta", "LayerNorm.bias"
+            )
+        renamed[name] = value
+    return renamed
+
+
+def _architecture(hf_config: dict, tensors: dict) -> str:
+    declared = (hf_config.get("architectures") or [None])[0]
+    if declared in ARCHITECTURES:
+        return declared
+    if any(name.startswith("cls.") for name in tensors):
+        return "BertForPreTraining"
+    if "classifier.weight" in tensors:
+        return "BertForSequenceClassification"
+    return "BertModel"
+
+
+def hf_to_ms(input_dir, output, strict: bool = True) -> str:
+    """Convert a Hugging Face BERT directory to a MindSpore checkpoint; returns the architecture."""
+    directory = Path(input_dir)
+    if not directory.is_dir():
+        raise CheckpointError(
+            f"{directory}: not a directory (expected a Hugging Face model folder)"
+        )
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(f"{directory}: no config.json (a Hugging Face model folder has one)")
+    hf_config = json.loads(config_file.read_text(encoding="utf-8"))
+    tensors = _modern_names(_read_weights(directory))
+    backbone_prefix = "bert." if any(n.startswith("bert.") for n in tensors) else ""
+    architecture = _architecture(hf_config, tensors)
+
+    config = BertConfig.from_json(config_file)
+    if architecture in ("BertForSequenceClassification", "BertForTokenClassification"):
+        num_labels = tensors["classifier.weight"].shape[0] if "classifier.weight" in tensors else 0
+        labels = config.labels if config.labels and len(config.labels) == num_labels else None
+        if architecture == "BertForTokenClassification":
+            task_type = "ner"
+        elif hf_config.get("problem_type") == "regression" or num_labels == 1:
+            task_type = "regression"
+        else:
+            task_type = "classification"
+        config.labels = labels or [str(i) for i in range(num_labels)]
+        config.task_type = task_type
+    else:
+        config.labels, config.task_type = None, None
+    _check_tied_decoder(tensors, backbone_prefix, directory)
+    if architecture == "BertForTokenClassification" and TAGGER_POOLER[0] not in tensors:
+        hidden = config.hidden_size
+        tensors[TAGGER_POOLER[0]] = np.zeros((hidden, hidden), np.float32)
+        tensors[TAGGER_POOLER[1]] = np.zeros(hidden, np.float32)
+    check_layer_count(tensors, LAYER_PATTERN, config, str(directory))
+
+    ours, architecture = import_tensors(
+        tensors,
+        fmt="hf",
+        architecture=architecture,
+        config=config,
+        backbone_prefix=backbone_prefix,
+        ignore=IGNORED,
+        strict=strict,
+        source=str(directory),
+    )
+    if architecture == "BertModel":
+        config.labels, config.task_type = None, None
+    write_checkpoint(output, ours, config, architecture)
+    return architecture
+
+
+def _check_tied_decoder(tensors: dict, backbone_prefix: str, directory: Path) -> None:
+    """We tie the MLM decoder to the word embeddings; refuse a checkpoint where they differ."""
+    decoder = tensors.get("cls.predictions.decoder.weight")
+    embeddings = tensors.get(backbone_prefix + "embeddings.word_embeddings.weight")
+    if decoder is not None and embeddings is not None and not np.array_equal(decoder, embeddings):
+        raise CheckpointError(
+            f"{directory}: cls.predictions.decoder.weight differs from the word embeddings; "
+            "untied MLM decoders are not supported"
+        )
+    bias = tensors.get("cls.predictions.decoder.bias")
+    if bias is not None and "cls.predictions.bias" not in tensors:
+        tensors["cls.predictions.bias"] = bias
+
+
+def ms_to_hf(input_ckpt, output_dir, config=None, vocab=None) -> str:
+    """Write a MindSpore checkpoint as a Hugging Face directory transformers can load.
+
+    `config` is needed only for checkpoints without an embedded one; `vocab` is copied in.
+    """
+    checkpoint = read_checkpoint(input_ckpt)
+    config = config or checkpoint.config
+    if config is None:
+        raise CheckpointError(f"{input_ckpt}: no embedded config; pass --config")
+    architecture = checkpoint.architecture or "BertModel"
+    tensors = {n: v for n, v in checkpoint.tensors.items() if not n.startswith("fit_dense.")}
+    if len(tensors) < len(checkpoint.tensors):
+        log.info("%s: fit_dense is a distillation-only layer; not written", input_ckpt)
+    theirs = export_tensors(
+        tensors,
+        fmt="hf",
+        architecture=architecture,
+        config=config,
+        backbone_prefix=our_prefix(architecture),
+        source=str(input_ckpt),
+    )
+    if architecture == "BertForTokenClassification":
+        for name in TAGGER_POOLER:
+            theirs.pop(name)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(output_dir / "model.safetensors") as temporary:
+        save_file(
+            {n: np.ascontiguousarray(v) for n, v in theirs.items()},
+            temporary,
+            metadata={"format": "pt"},
+        )
+    with atomic_path(output_dir / "config.json") as temporary:
+        Path(temporary).write_text(json.dumps(config.to_hf_dict(architecture), indent=2) + "\n")
+    if vocab is not None:
+        with atomic_path(output_dir / "vocab.txt") as temporary:
+            shutil.copyfile(vocab, temporary)
+    return architecture

@@ -1,0 +1,90 @@
+"""BertConfig reads and writes Google, Hugging Face and model-zoo configs."""
+
+import json
+
+import pytest
+from conftest import FIXTURES
+
+from tinybert_model import BertConfig, CheckpointError
+
+
+def test_hf_config_of_the_real_teacher(minilm_dir):
+    config = BertConfig.from_json(minilm_dir / "config.json")
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (
+        6,
+        384,
+        12,
+    )
+    assert (config.intermediate_size, config.vocab_size) == (1536, 30522)
+    assert config.labels is None
+
+
+def test_hf_labels_and_round_trip(tmp_path):
+    config = BertConfig.from_json(FIXTURES / "hf_tiny_cls" / "config.json")
+    assert config.labels == ["negative", "neutral", "positive"]
+    written = tmp_path / "config.json"
+    written.write_text(json.dumps(config.to_hf_dict("BertForSequenceClassification")))
+    assert BertConfig.from_json(written) == config
+
+
+def test_google_config_round_trip(tmp_path):
+    config = BertConfig.preset("tinybert-4")
+    path = tmp_path / "bert_config.json"
+    path.write_text(json.dumps(config.to_google_dict()))
+    assert set(json.loads(path.read_text())) == {
+        "attention_probs_dropout_prob",
+        "hidden_act",
+        "hidden_dropout_prob",
+        "hidden_size",
+        "initializer_range",
+        "intermediate_size",
+        "max_position_embeddings",
+        "num_attention_heads",
+        "num_hidden_layers",
+        "type_vocab_size",
+        "vocab_size",
+    }
+    assert BertConfig.from_json(path) == config
+
+
+def test_zoo_yaml_sections():
+    path = FIXTURES / "zoo_td_config.yaml"
+    with pytest.raises(CheckpointError, match="2 network sections"):
+        BertConfig.from_zoo_yaml(path)
+    teacher = BertConfig.from_zoo_yaml(path, "td_teacher_net_cfg")
+    student = BertConfig.from_zoo_yaml(path, "td_student_net_cfg")
+    assert (teacher.hidden_size, student.hidden_size) == (32, 24)
+    assert teacher.compute_type == "float16"
+    assert teacher.task_type == "classification"
+
+
+def test_zoo_yaml_round_trip(tmp_path):
+    import yaml
+
+    config = BertConfig.preset("zoo-student")
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump({"td_student_net_cfg": config.to_zoo_dict(seq_length=64)}))
+    assert BertConfig.from_zoo_yaml(path) == config
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"hidden_size": 30, "num_attention_heads": 4}', "not a multiple"),
+        ('{"hidden_act": "swish"}', "hidden_act"),
+        ('{"position_embedding_type": "relative_key"}', "not supported"),
+    ],
+)
+def test_bad_configs_name_the_problem(tmp_path, content, message):
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    with pytest.raises(CheckpointError, match=message):
+        BertConfig.from_json(path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        BertConfig.from_file(tmp_path / "nope.json")
+    with pytest.raises(CheckpointError, match="unknown preset"):
+        BertConfig.preset("bert-huge")

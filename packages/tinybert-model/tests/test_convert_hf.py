@@ -1,0 +1,144 @@
+"""Hugging Face <-> MindSpore: bit-exact round trips, head parity, clear errors."""
+
+import json
+import os
+import shutil
+
+import mindspore as ms
+import numpy as np
+import pytest
+from conftest import FIXTURES
+from safetensors.numpy import load_file, save_file
+
+from tinybert_model import CheckpointError, hf_to_ms, load_model, ms_to_hf, read_checkpoint
+
+HEAD_FIXTURES = ["hf_tiny_cls", "hf_tiny_ner", "hf_tiny_pretraining"]
+
+
+def test_minilm_round_trip_is_bit_exact(minilm_dir, minilm_ckpt, tmp_path):
+    ms_to_hf(minilm_ckpt, tmp_path / "back", vocab=minilm_dir / "vocab.txt")
+    original = load_file(str(minilm_dir / "model.safetensors"))
+    original.pop("embeddings.position_ids")  # a buffer (0..511), not a weight
+    written = load_file(str(tmp_path / "back" / "model.safetensors"))
+    assert set(written) == set(original)
+    for name, value in original.items():
+        assert written[name].dtype == value.dtype
+        assert np.array_equal(written[name], value), name
+    config = json.loads((tmp_path / "back" / "config.json").read_text())
+    assert config["architectures"] == ["BertModel"] and config["hidden_size"] == 384
+    assert (tmp_path / "back" / "vocab.txt").read_bytes() == (minilm_dir / "vocab.txt").read_bytes()
+
+
+@pytest.mark.parametrize("folder", HEAD_FIXTURES)
+def test_heads_round_trip_and_match_transformers_logits(folder, tmp_path):
+    source = FIXTURES / folder
+    architecture = hf_to_ms(source, tmp_path / "model.ckpt")
+    assert architecture == json.loads((source / "config.json").read_text())["architectures"][0]
+
+    # same logits as transformers computed for the fixture
+    reference = np.load(source / "reference.npz")
+    model = load_model(tmp_path / "model.ckpt")
+    model.set_train(False)
+    outputs = model(*[ms.Tensor(reference[k]) for k in ("input_ids", "segment_ids", "input_mask")])
+    np.testing.assert_allclose(outputs[0].asnumpy(), reference["logits_0"], atol=1e-5)
+    if "logits_1" in reference:
+        np.testing.assert_allclose(outputs[1].asnumpy(), reference["logits_1"], atol=1e-5)
+
+    ms_to_hf(tmp_path / "model.ckpt", tmp_path / "back")
+    original = load_file(str(source / "model.safetensors"))
+    written = load_file(str(tmp_path / "back" / "model.safetensors"))
+    assert set(written) == set(original)
+    assert all(np.array_equal(written[n], original[n]) for n in original)
+    labels = json.loads((tmp_path / "back" / "config.json").read_text()).get("id2label")
+    assert labels == json.loads((source / "config.json").read_text()).get("id2label")
+
+
+def test_labels_and_task_type_travel_with_the_checkpoint(tmp_path):
+    hf_to_ms(FIXTURES / "hf_tiny_ner", tmp_path / "ner.ckpt")
+    config = read_checkpoint(tmp_path / "ner.ckpt").config
+    assert config.labels == ["O", "B-name", "I-name", "B-org", "I-org"]
+    assert config.task_type == "ner"
+
+
+def copy_fixture(tmp_path, folder="hf_tiny_cls"):
+    target = tmp_path / folder
+    shutil.copytree(FIXTURES / folder, target)
+    return target, load_file(str(target / "model.safetensors"))
+
+
+def test_missing_head_strict_and_not(tmp_path):
+    folder, tensors = copy_fixture(tmp_path, "hf_tiny_pretraining")
+    del tensors["cls.seq_relationship.weight"]
+    save_file(tensors, str(folder / "model.safetensors"))
+    with pytest.raises(
+        CheckpointError, match=r"head tensors missing: cls\.seq_relationship\.weight"
+    ):
+        hf_to_ms(folder, tmp_path / "out.ckpt")
+    assert not (tmp_path / "out.ckpt").exists()
+    assert hf_to_ms(folder, tmp_path / "out.ckpt", strict=False) == "BertModel"
+    assert read_checkpoint(tmp_path / "out.ckpt").architecture == "BertModel"
+
+
+def test_missing_encoder_tensor_is_always_an_error(tmp_path):
+    folder, tensors = copy_fixture(tmp_path)
+    del tensors["bert.encoder.layer.1.output.dense.bias"]
+    save_file(tensors, str(folder / "model.safetensors"))
+    with pytest.raises(
+        CheckpointError, match=r"missing tensors: bert\.encoder\.layer\.1\.output\.dense\.bias"
+    ):
+        hf_to_ms(folder, tmp_path / "out.ckpt", strict=False)
+
+
+def test_unknown_and_misshaped_tensors_are_named(tmp_path):
+    folder, tensors = copy_fixture(tmp_path)
+    save_file(
+        {**tensors, "bert.adapter.weight": np.zeros(3, np.float32)},
+        str(folder / "model.safetensors"),
+    )
+    with pytest.raises(CheckpointError, match=r"unknown tensors: bert\.adapter\.weight"):
+        hf_to_ms(folder, tmp_path / "out.ckpt")
+    tensors["bert.pooler.dense.weight"] = np.zeros((32, 31), np.float32)
+    save_file(tensors, str(folder / "model.safetensors"))
+    with pytest.raises(
+        CheckpointError, match=r"bert\.pooler\.weight: \(32, 31\), expected \(32, 32\)"
+    ):
+        hf_to_ms(folder, tmp_path / "out.ckpt")
+    assert os.listdir(tmp_path) == ["hf_tiny_cls"]
+
+
+def test_directory_without_config(tmp_path):
+    folder, _ = copy_fixture(tmp_path)
+    (folder / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="no config.json"):
+        hf_to_ms(folder, tmp_path / "out.ckpt")
+    with pytest.raises(CheckpointError, match="not a directory"):
+        hf_to_ms(tmp_path / "nowhere", tmp_path / "out.ckpt")
+
+
+def test_config_that_disagrees_with_the_weights(tmp_path):
+    folder, _ = copy_fixture(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["num_hidden_layers"] = 4
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        CheckpointError, match="has 2 encoder layers but the config says num_hidden_layers=4"
+    ):
+        hf_to_ms(folder, tmp_path / "out.ckpt")
+
+
+def test_old_layer_norm_names(tmp_path):
+    """Checkpoints from older transformers call LayerNorm parameters gamma and beta."""
+    folder, tensors = copy_fixture(tmp_path)
+    old = {
+        n.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+            "LayerNorm.bias", "LayerNorm.beta"
+        ): v
+        for n, v in tensors.items()
+    }
+    assert any(n.endswith("LayerNorm.gamma") for n in old)
+    save_file(old, str(folder / "model.safetensors"))
+    hf_to_ms(folder, tmp_path / "old.ckpt")
+    hf_to_ms(FIXTURES / "hf_tiny_cls", tmp_path / "new.ckpt")
+    old_tensors = read_checkpoint(tmp_path / "old.ckpt").tensors
+    new_tensors = read_checkpoint(tmp_path / "new.ckpt").tensors
+    assert all(np.array_equal(old_tensors[n], new_tensors[n]) for n in new_tensors)

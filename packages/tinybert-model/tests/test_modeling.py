@@ -1,0 +1,148 @@
+"""The cells' outputs: shapes, the attention-score contract, modes, heads, the student."""
+
+import dataclasses
+
+import mindspore as ms
+import numpy as np
+import pytest
+
+from tinybert_model import (
+    BertConfig,
+    BertForPreTraining,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertModel,
+    TinyBertStudent,
+)
+from tinybert_model.modeling import MASK_PENALTY
+
+
+def make_inputs(batch=3, seq=9, vocab=99, padded_from=(9, 6, 4)):
+    rng = np.random.default_rng(0)
+    input_ids = rng.integers(1, vocab, (batch, seq)).astype(np.int32)
+    segment_ids = np.zeros((batch, seq), np.int32)
+    segment_ids[:, seq // 2 :] = 1
+    input_mask = np.zeros((batch, seq), np.int32)
+    for row, length in enumerate(padded_from[:batch]):
+        input_mask[row, :length] = 1
+    return input_ids, segment_ids, input_mask
+
+
+def run(model, inputs):
+    model.set_train(False)
+    return model(*[ms.Tensor(x) for x in inputs])
+
+
+def test_bert_model_outputs(tiny_config):
+    inputs = make_inputs()
+    sequence_output, pooled_output, hidden_states, attention_scores = run(
+        BertModel(tiny_config), inputs
+    )
+    assert sequence_output.shape == (3, 9, 32)
+    assert pooled_output.shape == (3, 32)
+    assert len(hidden_states) == 3  # embedding output, then one per layer
+    assert np.array_equal(hidden_states[-1].asnumpy(), sequence_output.asnumpy())
+    assert len(attention_scores) == 2
+    assert attention_scores[0].shape == (3, 4, 9, 9)
+    # the pooler reads position 0 of the last layer
+    assert np.all(np.abs(pooled_output.asnumpy()) <= 1.0)
+
+
+def test_attention_scores_are_scaled_and_masked_before_softmax(tiny_config):
+    inputs = make_inputs()
+    _, _, _, attention_scores = run(BertModel(tiny_config), inputs)
+    scores = attention_scores[0].asnumpy()
+    key_is_padding = inputs[2][:, None, None, :] == 0
+    # TinyBERT's attention loss relies on masked positions being <= -100, real ones far above
+    assert np.all(scores[np.broadcast_to(key_is_padding, scores.shape)] < MASK_PENALTY / 2)
+    assert np.all(np.abs(scores[~np.broadcast_to(key_is_padding, scores.shape)]) < 100)
+
+
+def test_padding_does_not_change_real_positions(tiny_config):
+    """Appending padding leaves every real token's hidden state as it was."""
+    model = BertModel(tiny_config)
+    short = make_inputs(batch=1, seq=6, padded_from=(6,))
+    long = tuple(np.pad(x, ((0, 0), (0, 5))) for x in short)
+    hidden_short = run(model, short)[0].asnumpy()
+    hidden_long = run(model, long)[0].asnumpy()
+    np.testing.assert_allclose(hidden_long[:, :6], hidden_short, atol=1e-5)
+
+
+def test_graph_and_pynative_agree_across_shapes(tiny_config):
+    model = BertModel(tiny_config)
+    expected = {}
+    for shape in [(1, 5), (4, 12)]:
+        inputs = make_inputs(batch=shape[0], seq=shape[1], padded_from=(shape[1],) * shape[0])
+        expected[shape] = run(model, inputs)[1].asnumpy()
+    ms.set_context(mode=ms.GRAPH_MODE)
+    for shape, pooled in expected.items():
+        inputs = make_inputs(batch=shape[0], seq=shape[1], padded_from=(shape[1],) * shape[0])
+        np.testing.assert_allclose(run(model, inputs)[1].asnumpy(), pooled, atol=1e-5)
+
+
+def test_dropout_only_in_training(tiny_config):
+    model = BertModel(tiny_config)
+    inputs = [ms.Tensor(x) for x in make_inputs()]
+    model.set_train(True)
+    first, second = model(*inputs)[0].asnumpy(), model(*inputs)[0].asnumpy()
+    assert not np.allclose(first, second)
+    model.set_train(False)
+    np.testing.assert_array_equal(model(*inputs)[0].asnumpy(), model(*inputs)[0].asnumpy())
+
+
+def test_heads(tiny_config):
+    inputs = make_inputs()
+    labelled = dataclasses.replace(tiny_config, labels=["a", "b", "c"], task_type="classification")
+    logits, hidden_states, attention_scores = run(BertForSequenceClassification(labelled), inputs)
+    assert logits.shape == (3, 3) and len(hidden_states) == 3 and len(attention_scores) == 2
+
+    tags = dataclasses.replace(tiny_config, labels=["O", "B-x", "I-x"], task_type="ner")
+    logits, _, _ = run(BertForTokenClassification(tags), inputs)
+    assert logits.shape == (3, 9, 3)
+
+    regression = dataclasses.replace(tiny_config, labels=["score"], task_type="regression")
+    logits, _, _ = run(BertForSequenceClassification(regression), inputs)
+    assert logits.shape == (3, 1)
+
+    prediction_logits, nsp_logits, _, _ = run(BertForPreTraining(tiny_config), inputs)
+    assert prediction_logits.shape == (3, 9, 99) and nsp_logits.shape == (3, 2)
+
+
+def test_head_without_labels_is_refused(tiny_config):
+    with pytest.raises(ValueError, match="labels"):
+        BertForSequenceClassification(tiny_config)
+
+
+def test_student_maps_hidden_states_to_teacher_size(tiny_config):
+    labelled = dataclasses.replace(tiny_config, labels=["a", "b"], task_type="classification")
+    student = TinyBertStudent(BertForSequenceClassification(labelled), teacher_hidden_size=48)
+    logits, fitted, attention_scores = run(student, make_inputs())
+    assert logits.shape == (3, 2)
+    assert [h.shape for h in fitted] == [(3, 9, 48)] * 3
+    assert len(attention_scores) == 2
+    names = [p.name for p in student.get_parameters()]
+    assert (
+        "fit_dense.weight" in names and "bert.embeddings.word_embeddings.embedding_table" in names
+    )
+
+
+def test_float16_compute_keeps_float32_outputs(tiny_config):
+    half = dataclasses.replace(tiny_config, compute_type="float16")
+    model = BertModel(half)
+    full = BertModel(tiny_config)
+    # same weights in both
+    for mine, theirs in zip(model.get_parameters(), full.get_parameters()):
+        mine.set_data(theirs.data.copy())
+    inputs = make_inputs()
+    sequence_half, pooled_half, _, scores_half = run(model, inputs)
+    assert sequence_half.dtype == ms.float32 and scores_half[0].dtype == ms.float32
+    np.testing.assert_allclose(pooled_half.asnumpy(), run(full, inputs)[1].asnumpy(), atol=2e-2)
+
+
+def test_presets():
+    assert BertConfig.preset("tinybert-4").hidden_size == 312
+    assert BertConfig.preset("tinybert-4").intermediate_size == 1200
+    assert BertConfig.preset("zoo-student").hidden_size == 384
+    assert BertConfig.preset("tinybert-6").num_hidden_layers == 6
+    assert BertConfig.preset("bert-base").num_hidden_layers == 12
+    assert BertConfig.preset("tinybert-4", vocab_size=21128).vocab_size == 21128
