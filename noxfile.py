@@ -80,7 +80,7 @@ def parity(session: nox.Session) -> None:
     session.install("torch==2.13.0", "transformers>=4.40,<5", "numpy<2", "safetensors")
     session.install(_path("tinybert-model", "test"))
     session.install("--no-deps", TEACHER)
-    reference = session.create_tmp() + "/hf_reference.npz"
+    reference = str(Path(session.create_tmp()).resolve() / "hf_reference.npz")
     session.run(
         "python",
         str(ROOT / "packages/tinybert-model/tests/make_hf_reference.py"),

@@ -17,11 +17,11 @@ from tinybert_model import (
     read_checkpoint,
     save_checkpoint,
 )
-from tinybert_model.checkpoint import write_checkpoint
+from tinybert_model.checkpoint import named_parameters, write_checkpoint
 
 
 def parameters(model) -> dict:
-    return {p.name: p.asnumpy() for p in model.get_parameters()}
+    return {name: p.asnumpy() for name, p in named_parameters(model).items()}
 
 
 def classifier_config(config):
@@ -100,3 +100,21 @@ def test_config_less_checkpoint_needs_a_config(tiny_config, tmp_path):
     model.set_train(False)
     rebuilt.set_train(False)
     np.testing.assert_array_equal(model(*inputs)[1].asnumpy(), rebuilt(*inputs)[1].asnumpy())
+
+
+def test_names_survive_nesting_and_extra_entries_round_trip(tiny_config, tmp_path):
+    """MindSpore renames parameters of a cell placed in another; checkpoints use paths."""
+    student = TinyBertStudent(BertModel(tiny_config), 48)
+
+    class Holder(ms.nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.student = student
+
+    Holder()
+    assert student.fit_dense.weight.name == "student.fit_dense.weight"
+    save_checkpoint(student, tmp_path / "s.ckpt", extra={"note": "phase 1"})
+    checkpoint = read_checkpoint(tmp_path / "s.ckpt")
+    assert "fit_dense.weight" in checkpoint.tensors and "pooler.weight" in checkpoint.tensors
+    assert checkpoint.extra == {"note": "phase 1"}
+    load_checkpoint(tmp_path / "s.ckpt", TinyBertStudent(BertModel(tiny_config), 48))

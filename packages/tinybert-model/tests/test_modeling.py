@@ -14,6 +14,7 @@ from tinybert_model import (
     BertModel,
     TinyBertStudent,
 )
+from tinybert_model.checkpoint import named_parameters
 from tinybert_model.modeling import MASK_PENALTY
 
 
@@ -120,7 +121,7 @@ def test_student_maps_hidden_states_to_teacher_size(tiny_config):
     assert logits.shape == (3, 2)
     assert [h.shape for h in fitted] == [(3, 9, 48)] * 3
     assert len(attention_scores) == 2
-    names = [p.name for p in student.get_parameters()]
+    names = list(named_parameters(student))
     assert (
         "fit_dense.weight" in names and "bert.embeddings.word_embeddings.embedding_table" in names
     )

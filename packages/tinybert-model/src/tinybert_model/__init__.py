@@ -3,7 +3,13 @@
 from tinybert_model import BertConfig, BertForSequenceClassification, load_checkpoint
 """
 
-from .checkpoint import load_checkpoint, load_model, read_checkpoint, save_checkpoint
+from .checkpoint import (
+    load_checkpoint,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+    write_checkpoint,
+)
 from .config import BertConfig
 from .convert import hf_to_ms, ms_to_hf, ms_to_tf, ms_to_zoo, tf_to_ms, zoo_to_ms
 from .errors import CheckpointError
@@ -34,5 +40,6 @@ __all__ = [
     "read_checkpoint",
     "save_checkpoint",
     "tf_to_ms",
+    "write_checkpoint",
     "zoo_to_ms",
 ]

@@ -23,7 +23,7 @@ import numpy as np
 from .config import BertConfig
 from .errors import CheckpointError, name_some
 from .files import atomic_path
-from .modeling import ARCHITECTURES, architecture_for
+from .modeling import ARCHITECTURES, TinyBertStudent, architecture_for
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class Checkpoint(NamedTuple):
     tensors: dict  # name -> numpy array
     config: BertConfig | None  # None for checkpoints written elsewhere (e.g. the model zoo)
     architecture: str | None
+    extra: dict  # other string entries, e.g. a trainer's state
 
 
 def read_checkpoint(path) -> Checkpoint:
@@ -51,25 +52,34 @@ def read_checkpoint(path) -> Checkpoint:
     tensors = {
         name: value.asnumpy() for name, value in entries.items() if hasattr(value, "asnumpy")
     }
+    extra = {name: value for name, value in entries.items() if isinstance(value, str)}
     config = BertConfig.from_dict(json.loads(config_json)) if isinstance(config_json, str) else None
-    return Checkpoint(tensors, config, architecture if isinstance(architecture, str) else None)
+    architecture = architecture if isinstance(architecture, str) else None
+    return Checkpoint(tensors, config, architecture, extra)
 
 
 def write_checkpoint(
-    path, tensors: dict, config: BertConfig | None = None, architecture: str | None = None
+    path,
+    tensors: dict,
+    config: BertConfig | None = None,
+    architecture: str | None = None,
+    extra: dict | None = None,
 ) -> None:
-    """Write numpy arrays (and the config that describes them) to a .ckpt, atomically."""
+    """Write numpy arrays (and the config that describes them) to a .ckpt, atomically.
+
+    `extra` holds further string entries, read back as `Checkpoint.extra`.
+    """
     entries = [
         {"name": name, "data": ms.Tensor(np.ascontiguousarray(value))}
         for name, value in tensors.items()
     ]
-    extra = {}
+    strings = dict(extra or {})
     if config is not None:
-        extra[CONFIG_KEY] = json.dumps(config.to_dict())
+        strings[CONFIG_KEY] = json.dumps(config.to_dict())
     if architecture is not None:
-        extra[ARCHITECTURE_KEY] = architecture
+        strings[ARCHITECTURE_KEY] = architecture
     with atomic_path(path, suffix=".ckpt") as temporary:
-        ms.save_checkpoint(entries, temporary, append_dict=extra or None)
+        ms.save_checkpoint(entries, temporary, append_dict=strings or None)
 
 
 def expected_shapes(config: BertConfig, architecture: str) -> dict:
@@ -143,16 +153,25 @@ def check_tensors(tensors: dict, config: BertConfig, architecture: str, source) 
 # ---- model cells -------------------------------------------------------------------------
 
 
-def _inner(model):
-    """A TinyBertStudent wraps a model; its checkpoints describe the wrapped one."""
-    return getattr(model, "model", model)
+def named_parameters(model) -> dict:
+    """A model's parameters by their path inside it, e.g. `bert.pooler.weight`.
+
+    MindSpore renames parameters (`Parameter.name`) when a cell is placed inside another,
+    e.g. a student inside a distillation loss; paths don't change, so checkpoints use them.
+    A TinyBertStudent's wrapped model keeps its own names (no `model.` prefix).
+    """
+    student = isinstance(model, TinyBertStudent)
+    return {
+        name.removeprefix("model.") if student else name: parameter
+        for name, parameter in model.parameters_and_names()
+    }
 
 
-def save_checkpoint(model, path) -> None:
+def save_checkpoint(model, path, extra: dict | None = None) -> None:
     """Save a model's parameters with its config and class name, atomically."""
-    tensors = {p.name: p.asnumpy() for p in model.get_parameters()}
-    inner = _inner(model)
-    write_checkpoint(path, tensors, inner.config, type(inner).__name__)
+    tensors = {name: p.asnumpy() for name, p in named_parameters(model).items()}
+    inner = model.model if isinstance(model, TinyBertStudent) else model
+    write_checkpoint(path, tensors, inner.config, type(inner).__name__, extra)
 
 
 class LoadReport(NamedTuple):
@@ -172,8 +191,7 @@ def load_checkpoint(path, model, strict: bool = True) -> LoadReport:
 
 def _load_tensors(tensors: dict, model, strict: bool, path) -> LoadReport:
     missing, used, wrong = [], set(), []
-    for param in model.get_parameters():
-        name = param.name
+    for name, param in named_parameters(model).items():
         for candidate in (name, name.removeprefix("bert."), "bert." + name):
             if candidate in tensors:
                 break

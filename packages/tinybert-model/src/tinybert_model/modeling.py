@@ -257,9 +257,9 @@ class TinyBertStudent(nn.Cell):
 
     `fit_dense` maps the student's hidden size to the teacher's, so the hidden-state loss
     can compare them; it is trained with the student and saved in its checkpoints (general
-    distillation's `fit_dense` is reused by task distillation). Parameter names are the
-    wrapped model's own plus `fit_dense.*`, so a student checkpoint loads straight into the
-    plain model (see `load_checkpoint`).
+    distillation's `fit_dense` is reused by task distillation). Its checkpoints hold the
+    wrapped model's tensors under their own names plus `fit_dense.*`, so a student
+    checkpoint loads straight into the plain model (see `load_checkpoint`).
 
     Returns `(model_output_0, fitted_hidden_states, attention_scores)`: the wrapped model's
     first output (logits for a head, sequence_output for BertModel), its hidden states
@@ -267,12 +267,10 @@ class TinyBertStudent(nn.Cell):
     """
 
     def __init__(self, model: nn.Cell, teacher_hidden_size: int):
-        # No "model." prefix on the wrapped model's names; fit_dense is named by hand.
-        super().__init__(auto_prefix=False)
+        super().__init__()
         self.model = model
         self.config = model.config
         self.fit_dense = _dense(model.config, model.config.hidden_size, teacher_hidden_size)
-        self.fit_dense.update_parameters_name("fit_dense.")
 
     def construct(self, input_ids, segment_ids, input_mask):
         outputs = self.model(input_ids, segment_ids, input_mask)
