@@ -1,0 +1,203 @@
+"""Console scripts: tinybert-gd, tinybert-td, tinybert-finetune.
+
+    tinybert-gd --config gd_config.yaml --load_teacher_ckpt_path teacher.ckpt --data_dir corpus/
+    tinybert-td --task_name sst2 --load_teacher_ckpt_path sst2_teacher.ckpt \\
+        --load_gd_ckpt_path gd_output/gd.ckpt --train_data_dir sst2/train --eval_data_dir sst2/dev
+    tinybert-finetune --task_name sst2 --load_ckpt_path teacher.ckpt --train_data_dir ...
+
+Every config key is also a flag (`--help` lists them with their values). Errors in the
+input (files, config keys, shapes that don't fit) end with a one-line message and exit
+code 1, no stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+from tinybert_model import CheckpointError
+
+from .commands import fine_tune, general_distillation, task_distillation
+from .config import ConfigError, apply_overrides, describe, load_config, packaged_config
+from .data import DataError
+from .students import ModelError
+from .trainer import LOG_TXT
+
+log = logging.getLogger("tinybert_distill")
+
+USER_ERRORS = (
+    ConfigError,
+    DataError,
+    ModelError,
+    CheckpointError,
+    FileNotFoundError,
+    FloatingPointError,
+)
+
+
+class _TqdmHandler(logging.StreamHandler):
+    """Log lines that don't tear the progress bar."""
+
+    def emit(self, record):
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def _setup_logging(output_dir: Path | None, is_main: bool) -> None:
+    """Console (through tqdm) for every worker; log.txt in the output folder for worker 0."""
+    console = _TqdmHandler()
+    console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handlers = [console]
+    if output_dir is not None and is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(output_dir / "log.txt", encoding="utf-8")
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        # the trainer writes its zoo-style lines to log.txt itself
+        to_file.addFilter(lambda record: not getattr(record, LOG_TXT, False))
+        handlers.append(to_file)
+    for name in ("tinybert_distill", "tinybert_model"):
+        logger = logging.getLogger(name)
+        for old in logger.handlers:
+            old.close()
+        logger.handlers = list(handlers)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def setup_context(config: dict) -> tuple:
+    """MindSpore mode and device; data-parallel init under msrun / a rank table. (rank, size)"""
+    import mindspore as ms
+
+    mode = {"GRAPH": ms.GRAPH_MODE, "PYNATIVE": ms.PYNATIVE_MODE}.get(
+        str(config["ms_mode"]).upper()
+    )
+    if mode is None:
+        raise ConfigError(f"ms_mode must be GRAPH or PYNATIVE, not {config['ms_mode']!r}")
+    target = str(config["device_target"])
+    if target not in ("CPU", "GPU", "Ascend"):
+        raise ConfigError(f"device_target must be CPU, GPU or Ascend, not {target!r}")
+    ms.set_context(mode=mode)
+    try:
+        ms.set_device(target, int(config["device_id"]) if target != "CPU" else None)
+    except RuntimeError:
+        # The device is fixed once MindSpore has run a kernel; a second command in the same
+        # Python process (tests, notebooks) can only go on with the same one.
+        if ms.get_context("device_target") != target:
+            raise ConfigError(
+                f"device_target {target}: this process already runs on "
+                f"{ms.get_context('device_target')}"
+            ) from None
+    # msrun sets MS_WORKER_NUM; Ascend rank-table launches set RANK_SIZE.
+    workers = int(os.environ.get("MS_WORKER_NUM", os.environ.get("RANK_SIZE", "1")))
+    if workers <= 1:
+        return 0, 1
+    from mindspore.communication import get_group_size, get_rank, init
+
+    init()
+    ms.set_auto_parallel_context(
+        parallel_mode=ms.ParallelMode.DATA_PARALLEL,
+        gradients_mean=True,
+        device_num=get_group_size(),
+    )
+    return get_rank(), get_group_size()
+
+
+def _run(prog: str, summary: str, default_config: str, command, argv) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    show_help = "-h" in argv or "--help" in argv
+    argv = [a for a in argv if a not in ("-h", "--help")]
+    try:
+        config_path = _pop_config(argv) or packaged_config(_default_config(default_config, argv))
+        config = load_config(config_path)
+        if show_help:
+            print(f"usage: {prog} [--config PATH] [--KEY VALUE ...]\n\n{summary}\n")
+            print(f"--config PATH   YAML config (default: {config_path})")
+            print("Every key below can be set as --KEY VALUE (dotted for nested keys):\n")
+            print(describe(config))
+            return 0
+        apply_overrides(config, argv)
+    except (ConfigError, OSError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+
+    try:
+        rank, world_size = setup_context(config)
+        output_dir = Path(config["save_ckpt_path"])
+        _setup_logging(output_dir, rank == 0)
+        if rank == 0:
+            (output_dir / "config.yaml").write_text(
+                yaml.safe_dump(config, sort_keys=False), encoding="utf-8"
+            )
+        log.info("%s: writing to %s (worker %d of %d)", prog, output_dir, rank, world_size)
+        command(config, rank, world_size)
+    except USER_ERRORS as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; continue with --resume true", file=sys.stderr)
+        return 130
+    log.info("%s: done; outputs in %s", prog, output_dir)
+    return 0
+
+
+def _pop_config(argv: list):
+    for index, argument in enumerate(argv):
+        if argument == "--config" or argument == "--config_path":
+            if index + 1 >= len(argv):
+                raise ConfigError(f"{argument} needs a path")
+            path = argv[index + 1]
+            del argv[index : index + 2]
+            return path
+        if argument.startswith(("--config=", "--config_path=")):
+            del argv[index]
+            return argument.split("=", 1)[1]
+    return None
+
+
+def _default_config(default: str, argv: list) -> str:
+    """tinybert-td --task_name qnli uses the packaged td_config/qnli.yaml."""
+    if default != "td_config":
+        return default
+    for index, argument in enumerate(argv):
+        if argument == "--task_name" and index + 1 < len(argv):
+            return f"td_config/{argv[index + 1].lower().replace('-', '')}"
+        if argument.startswith("--task_name="):
+            return f"td_config/{argument.split('=', 1)[1].lower().replace('-', '')}"
+    raise ConfigError(
+        "pass --config td_config.yaml or --task_name (sst2, qnli, mnli, tnews, cluener)"
+    )
+
+
+def general_distill(argv=None) -> int:
+    return _run(
+        "tinybert-gd",
+        "General distillation: a pretrained teacher teaches a small student on a text corpus.",
+        "gd_config",
+        general_distillation,
+        argv,
+    )
+
+
+def task_distill(argv=None) -> int:
+    return _run(
+        "tinybert-td",
+        "Task distillation: a fine-tuned teacher teaches the general student a task, "
+        "phase 1 on attention and hidden states, phase 2 on predictions.",
+        "td_config",
+        task_distillation,
+        argv,
+    )
+
+
+def finetune(argv=None) -> int:
+    return _run(
+        "tinybert-finetune",
+        "Fine-tune a BERT (the teacher task distillation needs) on a task.",
+        "finetune_config",
+        fine_tune,
+        argv,
+    )

@@ -1,0 +1,367 @@
+"""What tinybert-gd, tinybert-td and tinybert-finetune do, given a resolved config.
+
+Each function reads its inputs, builds teacher, student and loss network, and hands one
+`Phase` per stretch of training to `trainer.run_phase`. Console handling (arguments,
+logging, errors) is in cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from tinybert_model import (
+    BertModel,
+    TinyBertStudent,
+    load_checkpoint,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+from .config import ConfigError
+from .data import DataError, load_dataset
+from .distillers import DistillationLoss, FineTuneLoss
+from .evaluation import evaluate
+from .losses import check_layer_map, uniform_layer_map
+from .students import (
+    ModelError,
+    check_vocab,
+    copy_teacher_layers,
+    encoder_of,
+    general_student,
+    head_class,
+    identity_fit_dense,
+    load_teacher,
+    task_student,
+    teacher_layers_config,
+    with_task,
+)
+from .trainer import Evaluation, Phase, Run, run_phase, set_seed
+
+log = logging.getLogger("tinybert_distill")
+
+TEXT_COLUMNS = ("input_ids", "segment_ids", "input_mask")
+LABELLED_COLUMNS = (*TEXT_COLUMNS, "label_ids")
+
+
+def run_settings(config: dict, rank: int, world_size: int) -> Run:
+    output_dir = Path(config["save_ckpt_path"])
+    if rank == 0:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    return Run(
+        output_dir=output_dir,
+        seed=int(config["seed"]),
+        shuffle=bool(config["do_shuffle"]),
+        save_ckpt_step=int(config["save_ckpt_step"]),
+        max_ckpt_num=int(config["max_ckpt_num"]),
+        resume=bool(config["resume"]),
+        rank=rank,
+        world_size=world_size,
+        log_every=int(config["log_every"]),
+    )
+
+
+def phase_settings(block: dict) -> dict:
+    """Batch size, loss scaling and optimizer of a common_cfg / phaseN_cfg block."""
+    optimizer = block.get("optimizer_cfg", block)["AdamWeightDecay"]
+    return dict(
+        batch_size=int(block["batch_size"]),
+        optimizer=optimizer,
+        loss_scale_value=float(block["loss_scale_value"]),
+        scale_factor=float(block["scale_factor"]),
+        scale_window=int(block["scale_window"]),
+    )
+
+
+def layer_maps(config: dict, student_layers: int, teacher_layers: int) -> tuple:
+    hidden, attention = uniform_layer_map(student_layers, teacher_layers)
+    hidden = config["hidden_layer_map"] if config["hidden_layer_map"] is not None else hidden
+    attention = (
+        config["attention_layer_map"] if config["attention_layer_map"] is not None else attention
+    )
+    try:
+        check_layer_map(hidden, attention, student_layers, teacher_layers)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    log.info(
+        "layer map (teacher index per student index): hidden %s, attention %s", hidden, attention
+    )
+    return list(hidden), list(attention)
+
+
+def task_of(config: dict, *datasets) -> tuple:
+    """(task name, task type, labels) from the data's task.json, checked against the config."""
+    task = datasets[0].task
+    if not task.get("labels"):
+        raise DataError(
+            f"{datasets[0].path}: no task.json with labels (write it with `tinybert-data task`)"
+        )
+    for other in datasets[1:]:
+        if other.task.get("labels") != task["labels"]:
+            raise DataError(
+                f"{other.path} has labels {other.task.get('labels')}, "
+                f"{datasets[0].path} {task['labels']}"
+            )
+    name = config.get("task_name") or task["task"]
+    if config.get("task_name") and task.get("task") and config["task_name"] != task["task"]:
+        raise ConfigError(
+            f"task_name is {config['task_name']} but {datasets[0].path} holds {task['task']} data"
+        )
+    task_type = config.get("task_type") or task["task_type"]
+    return name, task_type, list(task["labels"])
+
+
+def evaluation_for(config: dict, dataset, best_path) -> Evaluation:
+    batch_size = int(config["eval_cfg"]["batch_size"])
+    metric = config.get("assessment_method")
+
+    def run(model):
+        result = evaluate(model, dataset, batch_size)
+        if metric:
+            if metric not in result:
+                raise ConfigError(
+                    f"assessment_method {metric!r}: the task reports {sorted(result)}"
+                )
+            result["main"] = metric
+        return result
+
+    return Evaluation(run, every=int(config["eval_step"]), best_path=best_path)
+
+
+def _summary(output_dir: Path, values: dict) -> None:
+    # numpy scalars from the metrics are written as plain numbers
+    text = json.dumps(values, indent=2, default=float)
+    (output_dir / "summary.json").write_text(text + "\n", encoding="utf-8")
+
+
+# ---- tinybert-gd -------------------------------------------------------------------------
+
+
+def general_distillation(config: dict, rank: int = 0, world_size: int = 1) -> Path:
+    """Distil a pretrained teacher into a general student on corpus records; returns gd.ckpt."""
+    run = run_settings(config, rank, world_size)
+    set_seed(run.seed)
+    data = load_dataset(config["data_dir"], dataset_type=config["dataset_type"], need_labels=False)
+    teacher = encoder_of(load_teacher(config["load_teacher_ckpt_path"]))
+    check_vocab(teacher.config, data.task, "teacher", data.path)
+
+    layers = config["init_student_from_teacher_layers"]
+    if layers:
+        model = BertModel(teacher_layers_config(teacher, layers))
+        copy_teacher_layers(teacher, model, layers)
+    else:
+        model = BertModel(general_student(config["bert_student_net_cfg"], teacher))
+    student = TinyBertStudent(model, teacher.config.hidden_size)
+    if layers:
+        identity_fit_dense(student)
+    hidden_map, attention_map = layer_maps(
+        config, model.config.num_hidden_layers, teacher.config.num_hidden_layers
+    )
+    loss = DistillationLoss(
+        teacher,
+        student,
+        hidden_map,
+        attention_map,
+        layers=True,
+        attention_weight=float(config["attention_loss_weight"]),
+        hidden_weight=float(config["hidden_loss_weight"]),
+    )
+    phase = Phase(
+        "gd",
+        loss,
+        student,
+        TEXT_COLUMNS,
+        epochs=int(config["epoch_size"]),
+        max_steps=int(config["train_steps"]),
+        **phase_settings(config["common_cfg"]),
+    )
+    run_phase(phase, data, run)
+    output = run.output_dir / "gd.ckpt"
+    if run.is_main:
+        save_checkpoint(student, output)
+        log.info("general student (with fit_dense) written to %s", output)
+    return output
+
+
+# ---- tinybert-td -------------------------------------------------------------------------
+
+
+def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
+    """Two-phase task distillation; returns the best evaluation result (empty without eval)."""
+    run = run_settings(config, rank, world_size)
+    set_seed(run.seed)
+    train = (
+        load_dataset(config["train_data_dir"], dataset_type=config["dataset_type"])
+        if config["do_train"]
+        else None
+    )
+    evaluation_data = (
+        load_dataset(config["eval_data_dir"], dataset_type=config["dataset_type"])
+        if config["do_eval"]
+        else None
+    )
+    datasets = [d for d in (train, evaluation_data) if d is not None]
+    if not datasets:
+        raise ConfigError("nothing to do: do_train and do_eval are both false")
+    _, task_type, labels = task_of(config, *datasets)
+
+    if not config["do_train"]:
+        return _evaluate_only(config, config["load_td1_ckpt_path"], evaluation_data, run)
+
+    teacher = load_teacher(config["load_teacher_ckpt_path"], labels, task_type)
+    for dataset in datasets:
+        check_vocab(teacher.config, dataset.task, "teacher", dataset.path)
+    teacher_hidden = teacher.config.hidden_size
+    skip_phase1 = bool(config["load_td1_ckpt_path"])
+    if skip_phase1:
+        student = task_student(config["load_td1_ckpt_path"], labels, task_type, teacher_hidden)
+    elif config["init_student_from_teacher_layers"]:
+        layers = config["init_student_from_teacher_layers"]
+        student_config = teacher_layers_config(encoder_of(teacher), layers)
+        model = head_class(task_type)(with_task(student_config, labels, task_type))
+        copy_teacher_layers(encoder_of(teacher), model.bert, layers)
+        student = TinyBertStudent(model, teacher_hidden)
+        identity_fit_dense(student)
+    elif config["load_gd_ckpt_path"]:
+        student = task_student(config["load_gd_ckpt_path"], labels, task_type, teacher_hidden)
+    else:
+        raise ConfigError(
+            "set load_gd_ckpt_path (tinybert-gd output) or init_student_from_teacher_layers"
+        )
+    student_config = student.model.config
+    if student_config.vocab_size != teacher.config.vocab_size:
+        raise ModelError(
+            f"student vocabulary {student_config.vocab_size} differs from the teacher's "
+            f"{teacher.config.vocab_size}"
+        )
+    hidden_map, attention_map = layer_maps(
+        config, student_config.num_hidden_layers, teacher.config.num_hidden_layers
+    )
+    weights = dict(
+        attention_weight=float(config["attention_loss_weight"]),
+        hidden_weight=float(config["hidden_loss_weight"]),
+        prediction_weight=float(config["prediction_loss_weight"]),
+        temperature=float(config["temperature"]),
+        task_type=task_type,
+    )
+    max_steps = int(config["train_steps"])
+    if not skip_phase1:
+        loss = DistillationLoss(teacher, student, hidden_map, attention_map, layers=True, **weights)
+        phase1 = Phase(
+            "td_phase1",
+            loss,
+            student,
+            LABELLED_COLUMNS,
+            epochs=int(config["td_phase1_epoch_size"]),
+            max_steps=max_steps,
+            **phase_settings(config["phase1_cfg"]),
+        )
+        run_phase(phase1, train, run)
+        if run.is_main:
+            save_checkpoint(student, run.output_dir / "td_phase1.ckpt")
+
+    loss = DistillationLoss(
+        teacher, student, hidden_map, attention_map, layers=False, prediction=True, **weights
+    )
+    phase2 = Phase(
+        "td_phase2",
+        loss,
+        student,
+        LABELLED_COLUMNS,
+        epochs=int(config["td_phase2_epoch_size"]),
+        max_steps=max_steps,
+        **phase_settings(config["phase2_cfg"]),
+    )
+    evaluation = (
+        evaluation_for(config, evaluation_data, run.output_dir / "best.ckpt")
+        if evaluation_data
+        else None
+    )
+    run_phase(phase2, train, run, evaluation)
+    if run.is_main:
+        save_checkpoint(student.model, run.output_dir / "td_phase2.ckpt")
+    result = {"best": evaluation.best, "evaluations": evaluation.history} if evaluation else {}
+    if run.is_main:
+        _summary(run.output_dir, result)
+    return result
+
+
+def _evaluate_only(config: dict, path, dataset, run: Run) -> dict:
+    """--do_train false: score one checkpoint; the result also goes to summary.json."""
+    if not path:
+        raise ConfigError(
+            "do_train is false: set load_td1_ckpt_path (or load_ckpt_path) to the checkpoint "
+            "to evaluate"
+        )
+    model = load_model(path)
+    check_vocab(model.config, dataset.task, "model", dataset.path)
+    result = evaluation_for(config, dataset, None).evaluate(model)
+    log.info("%s on %s: %s", path, dataset.path, {k: v for k, v in result.items() if k != "main"})
+    if run.is_main:
+        _summary(run.output_dir, {"checkpoint": str(path), "data": str(dataset.path), **result})
+    return result
+
+
+# ---- tinybert-finetune -------------------------------------------------------------------
+
+
+def fine_tune(config: dict, rank: int = 0, world_size: int = 1) -> dict:
+    """Fine-tune a model on a task; best.ckpt is the teacher task distillation needs."""
+    run = run_settings(config, rank, world_size)
+    set_seed(run.seed)
+    train = (
+        load_dataset(config["train_data_dir"], dataset_type=config["dataset_type"])
+        if config["do_train"]
+        else None
+    )
+    evaluation_data = (
+        load_dataset(config["eval_data_dir"], dataset_type=config["dataset_type"])
+        if config["do_eval"]
+        else None
+    )
+    datasets = [d for d in (train, evaluation_data) if d is not None]
+    if not datasets:
+        raise ConfigError("nothing to do: do_train and do_eval are both false")
+    _, task_type, labels = task_of(config, *datasets)
+    if not config["do_train"]:
+        return _evaluate_only(config, config["load_ckpt_path"], evaluation_data, run)
+    if not config["load_ckpt_path"]:
+        raise ConfigError("load_ckpt_path is not set (the model to fine-tune)")
+
+    base = read_checkpoint(config["load_ckpt_path"])
+    if base.config is None:
+        raise ModelError(
+            f"{config['load_ckpt_path']} has no embedded config (convert it with tinybert-convert)"
+        )
+    model = head_class(task_type)(with_task(base.config, labels, task_type))
+    report = load_checkpoint(config["load_ckpt_path"], model, strict=False)
+    if report.missing and not all(n.startswith("classifier.") for n in report.missing):
+        raise ModelError(
+            f"{config['load_ckpt_path']} lacks encoder tensors: {', '.join(report.missing[:5])}"
+        )
+    for dataset in datasets:
+        check_vocab(model.config, dataset.task, "model", dataset.path)
+
+    phase = Phase(
+        "finetune",
+        FineTuneLoss(model, task_type),
+        model,
+        LABELLED_COLUMNS,
+        epochs=int(config["epoch_size"]),
+        max_steps=int(config["train_steps"]),
+        **phase_settings(config["common_cfg"]),
+    )
+    evaluation = (
+        evaluation_for(config, evaluation_data, run.output_dir / "best.ckpt")
+        if evaluation_data
+        else None
+    )
+    run_phase(phase, train, run, evaluation)
+    if run.is_main:
+        save_checkpoint(model, run.output_dir / "last.ckpt")
+    result = {"best": evaluation.best, "evaluations": evaluation.history} if evaluation else {}
+    if run.is_main:
+        _summary(run.output_dir, result)
+    return result

@@ -1,0 +1,201 @@
+"""Configs: YAML files with the model zoo's keys, overridden by `--key value` pairs.
+
+A config is a nested dict. On the command line a key is its dotted path
+(`--phase1_cfg.batch_size 16`); inner parts may be left out as long as what remains names
+one key (`--phase2_cfg.learning_rate 3e-5` for
+`phase2_cfg.optimizer_cfg.AdamWeightDecay.learning_rate`, `--epoch_size 1`). An unknown
+or ambiguous key is an error that says what was meant.
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+CONFIG_PACKAGE = "tinybert_distill.configs"
+
+# What each key does, for --help. Keys are leaf names; the zoo's own where it had one.
+KEY_HELP = {
+    "device_target": "where to run: CPU, GPU or Ascend",
+    "device_id": "device number on a multi-device host (set per worker by tinybert-launch)",
+    "ms_mode": "GRAPH (compiled, fast) or PYNATIVE (eager, for debugging)",
+    "epoch_size": "epochs over the data",
+    "train_steps": "stop after this many steps (-1: run all epochs)",
+    "td_phase1_epoch_size": "epochs of phase 1 (attention and hidden-state losses)",
+    "td_phase2_epoch_size": "epochs of phase 2 (prediction loss)",
+    "do_train": "train (false: only evaluate load_td1_ckpt_path / load_ckpt_path)",
+    "do_eval": "evaluate on eval_data_dir and keep the best checkpoint",
+    "eval_step": "evaluate every N steps (0: at the end of each epoch)",
+    "do_shuffle": "shuffle the rows each epoch (the order depends only on seed and epoch)",
+    "save_ckpt_step": "write a resumable checkpoint every N steps",
+    "max_ckpt_num": "resumable checkpoints kept per phase (oldest deleted)",
+    "save_ckpt_path": "output folder: checkpoints, log.txt, metrics.jsonl, final models",
+    "load_teacher_ckpt_path": "teacher checkpoint (tinybert-convert output; fine-tuned "
+    "for task distillation)",
+    "load_gd_ckpt_path": "general-distillation student (tinybert-gd output: gd.ckpt)",
+    "load_td1_ckpt_path": "a phase-1 student: skip phase 1 and start phase 2 from it",
+    "load_ckpt_path": "the model to fine-tune (any tinybert checkpoint; a new head is added)",
+    "data_dir": "corpus records from `tinybert-data corpus`",
+    "train_data_dir": "training records from `tinybert-data task`",
+    "eval_data_dir": "evaluation records from `tinybert-data task`",
+    "schema_dir": "schema.json (default: the one beside the records)",
+    "dataset_type": "tfrecord or mindrecord",
+    "task_name": "sst2, qnli, mnli, tnews or cluener (default: from the data's task.json)",
+    "task_type": "classification, regression or ner (default: from the data's task.json)",
+    "assessment_method": "metric that picks the best checkpoint (default: the task's own)",
+    "seed": "seed for initial weights and data order",
+    "resume": "continue from the newest checkpoint in save_ckpt_path",
+    "log_every": "steps between lines in log.txt and metrics.jsonl",
+    "hidden_layer_map": "teacher hidden state for each student one, embedding output first "
+    "(null: spread evenly)",
+    "attention_layer_map": "teacher layer whose attention each student layer learns (null: evenly)",
+    "attention_loss_weight": "weight of the attention-score loss",
+    "hidden_loss_weight": "weight of the hidden-state loss",
+    "prediction_loss_weight": "weight of the prediction loss",
+    "temperature": "softmax temperature of the prediction loss",
+    "init_student_from_teacher_layers": "build the student from these teacher layers (0-based) "
+    "instead of load_gd_ckpt_path / random (needs equal widths)",
+    "batch_size": "examples per step on each worker",
+    "loss_scale_value": "initial loss scale",
+    "scale_factor": "loss scale multiplier/divisor",
+    "scale_window": "finite steps before the loss scale grows",
+    "learning_rate": "peak learning rate",
+    "end_learning_rate": "learning rate at the last step",
+    "power": "power of the polynomial decay",
+    "weight_decay": "AdamW weight decay (not on LayerNorm or biases)",
+    "eps": "Adam epsilon",
+    "warmup_ratio": "share of the steps spent warming up linearly from 0",
+    "num_hidden_layers": "student layers",
+    "hidden_size": "student width",
+    "num_attention_heads": "student attention heads",
+    "intermediate_size": "student feed-forward width",
+    "vocab_size": "vocabulary size (null: the teacher's)",
+}
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used."""
+
+
+def packaged_config(name: str) -> Path:
+    """A config shipped with the package: "gd_config", "td_config/sst2", "finetune_config"."""
+    path = resources.files(CONFIG_PACKAGE).joinpath(f"{name}.yaml")
+    if not path.is_file():
+        raise ConfigError(f"no packaged config {name!r}")
+    return Path(str(path))
+
+
+def load_config(path) -> dict:
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values")
+    return config
+
+
+def key_paths(config: dict, prefix: str = "") -> list:
+    """Every leaf key as a dotted path."""
+    paths = []
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        paths.extend(key_paths(value, path + ".") if isinstance(value, dict) else [path])
+    return paths
+
+
+def resolve_key(config: dict, key: str) -> str:
+    """The one full path `key` names: itself, or a path whose parts contain it in order."""
+    paths = key_paths(config)
+    if key in paths:
+        return key
+    wanted = key.split(".")
+    matches = [
+        p for p in paths if p.split(".")[-1] == wanted[-1] and _in_order(wanted, p.split("."))
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ConfigError(
+            f"--{key} is ambiguous: say one of {', '.join('--' + m for m in matches)}"
+        )
+    leaves = {p.split(".")[-1]: p for p in paths}
+    close = difflib.get_close_matches(key, paths, n=1) or [
+        leaves[m] for m in difflib.get_close_matches(wanted[-1], list(leaves), n=1)
+    ]
+    hint = f"; did you mean --{close[0]}?" if close else ""
+    raise ConfigError(f"unknown config key --{key}{hint}")
+
+
+def _in_order(wanted: list, parts: list) -> bool:
+    remaining = iter(parts)
+    return all(any(part == w for part in remaining) for w in wanted)
+
+
+def parse_value(text: str):
+    """Command-line text to a value: int, float (1e-4 too), bool, null, list, or string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def set_key(config: dict, path: str, value) -> None:
+    node = config
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node[part]
+    old = node[leaf]
+    if isinstance(old, bool) and not isinstance(value, bool):
+        raise ConfigError(f"--{path} takes true or false, not {value!r}")
+    if isinstance(old, (int, float)) and not isinstance(old, bool):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"--{path} takes a number, not {value!r}")
+        value = float(value) if isinstance(old, float) else value
+    node[leaf] = value
+
+
+def apply_overrides(config: dict, arguments: list) -> dict:
+    """Apply `--key value` pairs (or `--key=value`) to a config, in place."""
+    pending = list(arguments)
+    while pending:
+        argument = pending.pop(0)
+        if not argument.startswith("--"):
+            raise ConfigError(f"expected --key value, got {argument!r}")
+        key, has_value, value = argument[2:].partition("=")
+        if not has_value:
+            if not pending:
+                raise ConfigError(f"--{key} needs a value")
+            value = pending.pop(0)
+        set_key(config, resolve_key(config, key), parse_value(value))
+    return config
+
+
+def get(config: dict, path: str):
+    node = config
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def describe(config: dict) -> str:
+    """Every key with its value and what it does, for --help."""
+    lines = []
+    for path in key_paths(config):
+        leaf = path.split(".")[-1]
+        value = get(config, path)
+        lines.append(f"  --{path} {value!r}")
+        if leaf in KEY_HELP:
+            lines.append(f"        {KEY_HELP[leaf]}")
+    return "\n".join(lines)

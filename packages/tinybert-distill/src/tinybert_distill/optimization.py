@@ -1,0 +1,124 @@
+"""AdamWeightDecay with the zoo's schedule, and the compiled training step.
+
+The learning rate warms up linearly from 0 over the first `warmup_ratio` of the steps, then
+decays polynomially to `end_learning_rate` (the model zoo's BertLearningRate: WarmUpLR then
+PolynomialDecayLR over all steps). LayerNorm parameters and biases get no weight decay.
+
+`TrainStep` is one optimizer step in one graph: forward, backward with a scaled loss,
+gradient all-reduce when data parallel, unscale, overflow check, global-norm clipping,
+update, and the dynamic loss-scale update. MindSpore's stock loss-scale cell needs a
+float-status op the CPU lacks; `ms.amp.all_finite` works on CPU, GPU and Ascend.
+"""
+
+from __future__ import annotations
+
+import mindspore as ms
+import numpy as np
+from mindspore import Parameter, Tensor, nn, ops
+from mindspore.communication import get_group_size
+
+
+def learning_rates(total_steps: int, settings: dict) -> np.ndarray:
+    """The learning rate of every step, 0 .. total_steps - 1, from an AdamWeightDecay block."""
+    learning_rate = float(settings["learning_rate"])
+    end_learning_rate = float(settings.get("end_learning_rate", 0.0))
+    power = float(settings.get("power", 1.0))
+    warmup_ratio = float(settings.get("warmup_ratio", 0.1))
+    steps = np.arange(total_steps, dtype=np.float64)
+    warmup_steps = int(total_steps * warmup_ratio)
+    progress = np.minimum(steps, total_steps) / max(total_steps, 1)
+    decayed = (learning_rate - end_learning_rate) * (1.0 - progress) ** power + end_learning_rate
+    if warmup_steps:
+        warming = steps < warmup_steps
+        decayed[warming] = learning_rate * steps[warming] / warmup_steps
+    return decayed.astype(np.float32)
+
+
+def decays(parameter) -> bool:
+    """Weight decay applies to weights and embeddings, not to LayerNorm parameters or biases."""
+    name = parameter.name.lower()
+    return "norm" not in name and "bias" not in name
+
+
+def build_optimizer(parameters, rates: np.ndarray, settings: dict) -> nn.AdamWeightDecay:
+    """AdamWeightDecay over `parameters`, one learning rate per step, decay and eps from
+    a config's AdamWeightDecay block."""
+    parameters = list(parameters)
+    groups = [
+        {
+            "params": [p for p in parameters if decays(p)],
+            "weight_decay": float(settings["weight_decay"]),
+        },
+        {"params": [p for p in parameters if not decays(p)], "weight_decay": 0.0},
+    ]
+    return nn.AdamWeightDecay(
+        groups, learning_rate=Tensor(rates), eps=float(settings.get("eps", 1e-6))
+    )
+
+
+_unscale = ops.MultitypeFuncGraph("unscale")
+
+
+@_unscale.register("Tensor", "Tensor")
+def _unscale_gradient(scale, gradient):
+    return gradient / ops.cast(scale, gradient.dtype)
+
+
+class TrainStep(nn.Cell):
+    """One training step; returns (loss, finite, loss_scale).
+
+    Dynamic loss scaling as the zoo configures it: on overflow the step is skipped and the
+    scale divided by `scale_factor` (not below 1); after `scale_window` finite steps in a
+    row it is multiplied by `scale_factor`. The scale and the finite-step counter are
+    parameters, so they are saved and restored with a checkpoint.
+    """
+
+    def __init__(
+        self,
+        loss_net: nn.Cell,
+        optimizer: nn.Optimizer,
+        loss_scale_value: float = 1.0,
+        scale_factor: float = 2.0,
+        scale_window: int = 1000,
+        clip_norm: float = 1.0,
+        data_parallel: bool = False,
+    ):
+        super().__init__(auto_prefix=False)
+        self.loss_net = loss_net
+        self.optimizer = optimizer
+        self.weights = optimizer.parameters
+        self.grad = ops.GradOperation(get_by_list=True, sens_param=True)
+        self.loss_scale = Parameter(
+            Tensor(loss_scale_value, ms.float32), name="loss_scale", requires_grad=False
+        )
+        self.finite_steps = Parameter(Tensor(0, ms.int32), name="finite_steps", requires_grad=False)
+        self.scale_factor = float(scale_factor)
+        self.scale_window = int(scale_window)
+        self.clip_norm = float(clip_norm)
+        self.hyper_map = ops.HyperMap()
+        self.reduce = ops.identity
+        if data_parallel:
+            # The mean over workers of per-worker mean gradients: the gradient of the mean
+            # loss over the combined batch.
+            self.reduce = nn.DistributedGradReducer(
+                self.weights, mean=True, degree=get_group_size()
+            )
+
+    def construct(self, *inputs):
+        loss = self.loss_net(*inputs)
+        scale = self.loss_scale * 1.0
+        gradients = self.grad(self.loss_net, self.weights)(*inputs, scale)
+        gradients = self.reduce(gradients)
+        gradients = self.hyper_map(ops.partial(_unscale, scale), gradients)
+        finite = ms.amp.all_finite(gradients)
+        if finite:
+            gradients = ops.clip_by_global_norm(gradients, self.clip_norm)
+            loss = ops.depend(loss, self.optimizer(gradients))
+            count = self.finite_steps + 1
+            grow = count >= self.scale_window
+            ops.assign(self.loss_scale, ops.select(grow, scale * self.scale_factor, scale))
+            ops.assign(self.finite_steps, ops.select(grow, count * 0, count))
+        else:
+            ops.assign(self.loss_scale, ops.maximum(scale / self.scale_factor, 1.0))
+            ops.assign(self.finite_steps, self.finite_steps * 0)
+        return loss, finite, scale

@@ -1,0 +1,301 @@
+"""The training loop every command shares: general distillation, both task-distillation
+phases and fine-tuning are each one `Phase` run by `run_phase`.
+
+Per step: take this worker's rows of the epoch's order, run the compiled TrainStep, log.
+Every `save_ckpt_step` steps (and at the end) rank 0 writes a resumable checkpoint: the
+trained model, the optimizer's moments and step, the loss scale and the loop's own state.
+`resume=True` continues from the newest one with the same data order, learning-rate
+schedule and loss scale. (Dropout masks are drawn by MindSpore's kernels, whose random
+state lives inside the compiled graph and cannot be restored: with dropout on, a resumed
+run matches an uninterrupted one in everything but those masks.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor, nn
+from tqdm import tqdm
+
+from tinybert_model import read_checkpoint, save_checkpoint, write_checkpoint
+from tinybert_model.checkpoint import named_parameters
+
+from .data import DataError, Dataset, batch_rows, epoch_order, steps_per_epoch
+from .optimization import TrainStep, build_optimizer, learning_rates
+
+log = logging.getLogger("tinybert_distill")
+
+TRAINER_STATE = "trainer_state"
+LOG_TXT = "written_to_log_txt"  # marks log records the trainer already put in log.txt
+
+
+@dataclass
+class Phase:
+    """One stretch of training with its own optimizer and schedule."""
+
+    name: str  # file names and logs: "gd", "td_phase1", "td_phase2", "finetune"
+    loss_net: nn.Cell  # inputs -> scalar loss
+    model: nn.Cell  # what is trained and saved (a student, or the model being fine-tuned)
+    inputs: tuple  # dataset columns, in the loss network's argument order
+    epochs: int
+    batch_size: int
+    optimizer: dict  # an AdamWeightDecay block: learning_rate, end_learning_rate, ...
+    loss_scale_value: float = 1.0
+    scale_factor: float = 2.0
+    scale_window: int = 1000
+    max_steps: int = -1  # stop early (train_steps); -1: all epochs
+
+
+@dataclass
+class Run:
+    """Settings that hold for every phase of a command."""
+
+    output_dir: Path
+    seed: int = 0
+    shuffle: bool = True
+    save_ckpt_step: int = 100
+    max_ckpt_num: int = 1
+    resume: bool = False
+    rank: int = 0
+    world_size: int = 1
+    log_every: int = 1  # steps between lines in log.txt
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class Evaluation:
+    """Evaluate every `every` steps (0: at the end of each epoch); keep the best model."""
+
+    evaluate: Callable  # model -> result dict with "main" naming the value to maximise
+    every: int = 0
+    best_path: Path | None = None
+    best: float = -math.inf
+    history: list = field(default_factory=list)
+
+
+def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | None = None) -> None:
+    """Train `phase.model` on `data`; resumable, logged, checkpointed."""
+    per_epoch = steps_per_epoch(data.num_rows, phase.batch_size, run.world_size)
+    if per_epoch == 0:
+        raise DataError(
+            f"{data.path}: {data.num_rows} rows is less than one batch of "
+            f"{phase.batch_size * run.world_size}; lower batch_size"
+        )
+    total = per_epoch * phase.epochs
+    if phase.max_steps > 0:
+        total = min(total, phase.max_steps)
+    rates = learning_rates(total, phase.optimizer)
+    optimizer = build_optimizer(phase.model.trainable_params(), rates, phase.optimizer)
+    step_cell = TrainStep(
+        phase.loss_net,
+        optimizer,
+        phase.loss_scale_value,
+        phase.scale_factor,
+        phase.scale_window,
+        data_parallel=run.world_size > 1,
+    )
+    phase.model.set_train(True)
+    state = _resume(phase, step_cell, run) if run.resume else {"step": 0}
+    start = state["step"]
+    if evaluation and "best" in state:
+        evaluation.best = state["best"]
+    log.info(
+        "%s: %d rows, %d steps per epoch, %d epochs, %d steps%s",
+        phase.name,
+        data.num_rows,
+        per_epoch,
+        phase.epochs,
+        total,
+        f", resuming at step {start}" if start else "",
+    )
+    if start >= total:
+        return
+
+    progress = tqdm(
+        total=total,
+        initial=start,
+        desc=phase.name,
+        disable=not run.is_main,
+        dynamic_ncols=True,
+        unit="step",
+    )
+    order_epoch, order = None, None
+    examples_per_step = phase.batch_size * run.world_size
+    started = time.perf_counter()
+    for step in range(start, total):
+        epoch, step_in_epoch = divmod(step, per_epoch)
+        if epoch != order_epoch:
+            order_epoch, order = epoch, epoch_order(data.num_rows, run.seed, epoch, run.shuffle)
+        rows = batch_rows(order, step_in_epoch, phase.batch_size, run.rank, run.world_size)
+        loss, finite, scale = step_cell(*[Tensor(x) for x in data.inputs(rows, phase.inputs)])
+        loss, finite, scale = loss.asnumpy().item(), bool(finite.asnumpy().item()), scale.asnumpy().item()
+        done = step + 1
+        speed = (done - start) * examples_per_step / (time.perf_counter() - started)
+        rate = float(rates[step])
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"{phase.name}: loss is {loss} at step {done}; lower the learning rate"
+            )
+        progress.update(1)
+        progress.set_postfix(
+            loss=f"{loss:.4f}", lr=f"{rate:.2e}", ex_s=f"{speed:.1f}", refresh=False
+        )
+        if run.is_main and (done % run.log_every == 0 or done == total):
+            _log_step(run, phase.name, epoch + 1, done, loss, finite, scale, rate, speed)
+
+        end_of_epoch = (step_in_epoch + 1) == per_epoch
+        if evaluation and (
+            (evaluation.every and done % evaluation.every == 0)
+            or (not evaluation.every and end_of_epoch)
+            or done == total
+        ):
+            _evaluate(evaluation, phase, run, done)
+            phase.model.set_train(True)
+        if run.is_main and (done % run.save_ckpt_step == 0 or done == total):
+            best = evaluation.best if evaluation else None
+            _save_state(phase, step_cell, run, done, best)
+    progress.close()
+
+
+def _log_step(
+    run: Run,
+    phase: str,
+    epoch: int,
+    step: int,
+    loss: float,
+    finite: bool,
+    scale: float,
+    rate: float,
+    speed: float,
+) -> None:
+    # The model zoo's line, so scripts that grep its log.txt keep working.
+    line = f"epoch: {epoch}, step: {step}, outputs are ({loss:.6f}, {not finite}, {scale:g})"
+    with open(run.output_dir / "log.txt", "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+    record = {
+        "phase": phase,
+        "epoch": epoch,
+        "step": step,
+        "loss": loss,
+        "overflow": not finite,
+        "loss_scale": scale,
+        "learning_rate": rate,
+        "examples_per_s": round(speed, 2),
+    }
+    with open(run.output_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _evaluate(evaluation: Evaluation, phase: Phase, run: Run, step: int) -> None:
+    result = evaluation.evaluate(phase.model)
+    name = result["main"]
+    value = float(result[name])
+    evaluation.history.append({"phase": phase.name, "step": step, **_plain(result)})
+    log.info("%s step %d: %s", phase.name, step, _summary(result))
+    if run.is_main:
+        with open(run.output_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(evaluation.history[-1]) + "\n")
+    if value > evaluation.best:
+        evaluation.best = value
+        # The zoo's wording ("The best acc is 0.902777"), with the metric's own name.
+        message = f"The best {'acc' if name == 'accuracy' else name} is {value:.6f}"
+        log.info(message, extra={LOG_TXT: True})
+        if run.is_main:
+            with open(run.output_dir / "log.txt", "a", encoding="utf-8") as handle:
+                handle.write(message + "\n")
+            if evaluation.best_path is not None:
+                save_checkpoint(_plain_model(phase.model), evaluation.best_path)
+
+
+def _plain_model(model):
+    """A TinyBertStudent's wrapped model: what users deploy, without fit_dense."""
+    return getattr(model, "model", model)
+
+
+def _plain(result: dict) -> dict:
+    return {
+        k: (float(v) if isinstance(v, (float, np.floating)) else v)
+        for k, v in result.items()
+        if isinstance(v, (int, float, str, np.floating, np.integer))
+    }
+
+
+def _summary(result: dict) -> str:
+    values = {k: v for k, v in _plain(result).items() if k != "main"}
+    return ", ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()
+    )
+
+
+# ---- resumable checkpoints ---------------------------------------------------------------
+
+
+def _state_parameters(phase: Phase, step_cell: TrainStep) -> dict:
+    """Everything a resumed run needs: the model by path, optimizer and loss-scale state."""
+    parameters = {f"model.{n}": p for n, p in named_parameters(phase.model).items()}
+    trained = {id(p) for p in phase.model.get_parameters()}
+    for parameter in step_cell.optimizer.get_parameters():
+        # moments (adam_m.*, adam_v.*) and global_step; the learning-rate schedule is
+        # rebuilt from the config
+        if id(parameter) not in trained and parameter.name != "learning_rate":
+            parameters[f"optimizer.{parameter.name}"] = parameter
+    parameters["loss_scale"] = step_cell.loss_scale
+    parameters["finite_steps"] = step_cell.finite_steps
+    return parameters
+
+
+def _checkpoint_path(run: Run, phase: str, step: int) -> Path:
+    return run.output_dir / "checkpoints" / f"{phase}_step{step:08d}.ckpt"
+
+
+def _checkpoints(run: Run, phase: str) -> list:
+    pattern = re.compile(rf"^{re.escape(phase)}_step(\d+)\.ckpt$")
+    folder = run.output_dir / "checkpoints"
+    found = [(int(m.group(1)), f) for f in folder.glob("*.ckpt") if (m := pattern.match(f.name))]
+    return [f for _, f in sorted(found)]
+
+
+def _save_state(phase: Phase, step_cell: TrainStep, run: Run, step: int, best) -> None:
+    tensors = {n: p.asnumpy() for n, p in _state_parameters(phase, step_cell).items()}
+    state = {"phase": phase.name, "step": step}
+    if best is not None and math.isfinite(best):
+        state["best"] = best
+    path = _checkpoint_path(run, phase.name, step)
+    write_checkpoint(path, tensors, extra={TRAINER_STATE: json.dumps(state)})
+    for old in _checkpoints(run, phase.name)[: -run.max_ckpt_num]:
+        old.unlink()
+
+
+def _resume(phase: Phase, step_cell: TrainStep, run: Run) -> dict:
+    found = _checkpoints(run, phase.name)
+    if not found:
+        log.info("%s: no checkpoint in %s; starting from the beginning", phase.name, run.output_dir)
+        return {"step": 0}
+    checkpoint = read_checkpoint(found[-1])
+    parameters = _state_parameters(phase, step_cell)
+    missing = sorted(set(parameters) - set(checkpoint.tensors))
+    if missing:
+        raise DataError(f"{found[-1]}: cannot resume from it, it lacks {', '.join(missing[:5])}")
+    for name, parameter in parameters.items():
+        parameter.set_data(Tensor(checkpoint.tensors[name], dtype=parameter.dtype))
+    state = json.loads(checkpoint.extra[TRAINER_STATE])
+    log.info("%s: resumed from %s (step %d)", phase.name, found[-1], state["step"])
+    return state
+
+
+def set_seed(seed: int) -> None:
+    """Initial weights (new heads, fit_dense, random students) depend on this seed."""
+    ms.set_seed(seed)
+    np.random.seed(seed)

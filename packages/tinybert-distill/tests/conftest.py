@@ -1,0 +1,166 @@
+"""Shared fixtures: real records written by tinybert-data, tiny models for fast training.
+
+Training tests use models of 2 layers and 32 hidden units with dropout 0 (MindSpore's dropout
+masks cannot be replayed, and the resume and distributed tests compare weights exactly).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mindspore as ms
+import numpy as np
+import pytest
+import yaml
+
+from tinybert_data import BertTokenizer
+from tinybert_distill import load_config, packaged_config
+from tinybert_model import BertConfig, BertModel, save_checkpoint
+
+SHARED_DATA = Path(
+    os.environ.get(
+        "TINYBERT_SHARED_DATA", Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+    )
+)
+ENGLISH_VOCAB = SHARED_DATA / "vocab" / "bert-base-uncased-vocab.txt"
+CHINESE_VOCAB = SHARED_DATA / "vocab" / "bert-base-chinese-vocab.txt"
+
+
+def console_script(name: str) -> str:
+    """A console script of this environment (the one running the tests)."""
+    path = Path(sys.executable).parent / name
+    return str(path) if path.exists() else shutil.which(name)
+
+
+def tiny_config(vocab_size: int, **changes) -> BertConfig:
+    values = dict(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    values.update(changes)
+    return BertConfig.from_dict(values)
+
+
+def write_records(
+    source: Path, rows: int, task: str, vocab: Path, output: Path, seq_length=32
+) -> Path:
+    """The first `rows` examples of a real data file, as tinybert-data writes them."""
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    header = 1 if source.suffix == ".tsv" else 0
+    subset = output.parent / f"{output.name}{source.suffix}"
+    subset.write_text("".join(lines[: header + rows]), encoding="utf-8")
+    command = [
+        console_script("tinybert-data"),
+        "task",
+        "--task",
+        task,
+        "--input",
+        str(subset),
+        "--vocab",
+        str(vocab),
+        "--seq_length",
+        str(seq_length),
+        "--output",
+        str(output),
+    ]
+    subprocess.run(command, check=True, capture_output=True)
+    return output
+
+
+def distill_config(name: str, output: Path, **values) -> dict:
+    """A packaged config with fast settings for tests and the given keys changed."""
+    config = load_config(packaged_config(name))
+    config.update(save_ckpt_path=str(output), log_every=1, save_ckpt_step=1000)
+    for block in ("common_cfg", "phase1_cfg", "phase2_cfg"):
+        if block in config:
+            config[block]["batch_size"] = 16
+            optimizer = config[block].get("optimizer_cfg", config[block])["AdamWeightDecay"]
+            optimizer["learning_rate"] = 1e-3
+    if "eval_cfg" in config:
+        config["eval_cfg"]["batch_size"] = 16
+    config.update(values)
+    return config
+
+
+def write_yaml(config: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def graph_mode():
+    ms.set_context(mode=ms.GRAPH_MODE)
+    yield
+
+
+@pytest.fixture(scope="session")
+def sst2_train(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sst2")
+    return write_records(
+        SHARED_DATA / "sst2" / "train.tsv", 320, "sst2", ENGLISH_VOCAB, folder / "train"
+    )
+
+
+@pytest.fixture(scope="session")
+def sst2_dev(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sst2_dev")
+    return write_records(
+        SHARED_DATA / "sst2" / "dev.tsv", 64, "sst2", ENGLISH_VOCAB, folder / "dev"
+    )
+
+
+@pytest.fixture(scope="session")
+def cluener_train(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cluener")
+    return write_records(
+        SHARED_DATA / "cluener" / "train.json", 96, "cluener", CHINESE_VOCAB, folder / "train"
+    )
+
+
+@pytest.fixture(scope="session")
+def pretrained_tiny(tmp_path_factory) -> Path:
+    """A tiny BertModel checkpoint standing in for a pretrained teacher (English vocabulary)."""
+    ms.set_seed(1)
+    path = tmp_path_factory.mktemp("pretrained") / "tiny_bert.ckpt"
+    vocab_size = BertTokenizer.from_vocab(ENGLISH_VOCAB).vocab_size
+    save_checkpoint(BertModel(tiny_config(vocab_size)), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def finetuned_tiny(tmp_path_factory, pretrained_tiny, sst2_train, sst2_dev) -> Path:
+    """The tiny model fine-tuned on the SST-2 subset: a task teacher."""
+    from tinybert_distill import fine_tune
+
+    output = tmp_path_factory.mktemp("finetuned")
+    config = distill_config(
+        "finetune_config",
+        output,
+        load_ckpt_path=str(pretrained_tiny),
+        train_data_dir=str(sst2_train),
+        eval_data_dir=str(sst2_dev),
+        epoch_size=5,
+    )
+    fine_tune(config)
+    return output / "best.ckpt"
+
+
+def metrics(output: Path, phase: str) -> list:
+    """The per-step records of one phase in metrics.jsonl."""
+    import json
+
+    lines = (output / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    return [r for r in records if r.get("phase") == phase and "loss" in r]
+
+
+def mean_first_last(values, count=5):
+    return float(np.mean(values[:count])), float(np.mean(values[-count:]))

@@ -1,0 +1,101 @@
+"""The learning-rate schedule, the weight-decay groups and the training step's loss scaling."""
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn
+
+from tinybert_distill.optimization import TrainStep, build_optimizer, decays, learning_rates
+
+SETTINGS = {
+    "learning_rate": 1e-3,
+    "end_learning_rate": 0.0,
+    "power": 1.0,
+    "weight_decay": 0.01,
+    "eps": 1e-6,
+    "warmup_ratio": 0.1,
+}
+
+
+def test_schedule_warms_up_then_decays_polynomially():
+    rates = learning_rates(100, SETTINGS)
+    assert rates[0] == 0.0
+    np.testing.assert_allclose(rates[5], 1e-3 * 5 / 10, rtol=1e-6)  # linear warmup over 10 steps
+    np.testing.assert_allclose(
+        rates[10], 1e-3 * (1 - 10 / 100), rtol=1e-6
+    )  # the zoo's PolynomialDecayLR
+    np.testing.assert_allclose(rates[99], 1e-3 * (1 - 99 / 100), rtol=1e-5)
+    assert np.all(np.diff(rates[10:]) < 0)
+    squared = learning_rates(100, dict(SETTINGS, power=2.0, end_learning_rate=1e-5))
+    np.testing.assert_allclose(squared[50], (1e-3 - 1e-5) * 0.5**2 + 1e-5, rtol=1e-5)
+
+
+class Tiny(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.dense = nn.Dense(4, 1)
+        self.norm = nn.LayerNorm((4,))
+
+    def construct(self, x, y):
+        return ops_mean_square(self.dense(self.norm(x))[:, 0] - y)
+
+
+def ops_mean_square(x):
+    return ms.ops.mean(ms.ops.square(x))
+
+
+def test_no_weight_decay_on_layer_norm_and_bias():
+    net = Tiny()
+    decayed = sorted(p.name for p in net.trainable_params() if decays(p))
+    assert decayed == ["dense.weight"]
+    optimizer = build_optimizer(net.trainable_params(), learning_rates(10, SETTINGS), SETTINGS)
+    assert isinstance(optimizer, nn.AdamWeightDecay)
+
+
+def _step(loss_scale_value, scale_window=1000):
+    ms.set_seed(0)
+    net = Tiny()
+    optimizer = build_optimizer(
+        net.trainable_params(), learning_rates(10, dict(SETTINGS, warmup_ratio=0.0)), SETTINGS
+    )
+    return net, TrainStep(
+        net, optimizer, loss_scale_value, scale_factor=2.0, scale_window=scale_window
+    )
+
+
+def test_overflow_skips_the_update_and_halves_the_scale():
+    net, step = _step(loss_scale_value=3e38)  # scaled gradients overflow float32
+    before = net.dense.weight.asnumpy().copy()
+    x = ms.Tensor(np.ones((8, 4), np.float32) * np.arange(4, dtype=np.float32))
+    y = ms.Tensor(np.full(8, 100.0, np.float32))
+    _, finite, scale = step(x, y)
+    assert not bool(finite.asnumpy())
+    assert float(scale.asnumpy()) == np.float32(3e38)
+    np.testing.assert_array_equal(net.dense.weight.asnumpy(), before)
+    assert float(step.loss_scale.asnumpy()) == np.float32(1.5e38)
+
+
+def test_finite_steps_update_and_grow_the_scale_after_the_window():
+    net, step = _step(loss_scale_value=4.0, scale_window=2)
+    before = net.dense.weight.asnumpy().copy()
+    x = ms.Tensor(np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32))
+    y = ms.Tensor(np.ones(8, np.float32))
+    losses = []
+    for _ in range(3):
+        loss, finite, _ = step(x, y)
+        assert bool(finite.asnumpy())
+        losses.append(float(loss.asnumpy()))
+    assert not np.array_equal(net.dense.weight.asnumpy(), before)
+    assert float(step.loss_scale.asnumpy()) == 8.0  # doubled after 2 finite steps
+    assert int(step.finite_steps.asnumpy()) == 1
+
+
+def test_loss_scale_does_not_change_the_update():
+    """Gradients are unscaled before clipping and the update: any scale gives the same step."""
+    x = ms.Tensor(np.random.default_rng(1).normal(size=(8, 4)).astype(np.float32))
+    y = ms.Tensor(np.ones(8, np.float32))
+    weights = []
+    for scale in (1.0, 1024.0):
+        net, step = _step(loss_scale_value=scale)
+        step(x, y)
+        weights.append(net.dense.weight.asnumpy())
+    np.testing.assert_allclose(weights[0], weights[1], rtol=1e-6, atol=1e-8)
