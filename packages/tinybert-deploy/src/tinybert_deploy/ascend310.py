@@ -1,0 +1,98 @@
+"""Files for the Ascend310 ACL inference app, and scoring what it returns.
+
+Layout written by `preprocess` (one example per file, int32, shape [1, seq_length]):
+
+    DIR/00_input_ids/<task>_00000.bin   DIR/01_segment_ids/...   DIR/02_input_mask/...
+    DIR/label_ids.npy                   [n] or, for NER, [n, seq_length]
+    DIR/task.json                       task, task_type, labels, seq_length, num_rows
+
+The app writes one float32 logits file per example, named after its input with `_0` added
+(`<task>_00000_0.bin`): [num_labels] values for classification, [seq_length * num_labels]
+for NER, which `postprocess` reshapes to [seq_length, num_labels] (the model zoo reshaped NER
+results to [num_labels, seq_length], scoring noise).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tinybert_eval import get_evaluator
+
+from .errors import DeployError
+
+FOLDERS = {
+    "input_ids": "00_input_ids",
+    "segment_ids": "01_segment_ids",
+    "input_mask": "02_input_mask",
+}
+
+
+def example_name(task: str, index: int) -> str:
+    return f"{task}_{index:05d}"
+
+
+def preprocess(columns: dict, task: str, task_type: str, labels: list, output) -> Path:
+    output = Path(output)
+    rows, seq_length = columns["input_ids"].shape
+    for name, folder in FOLDERS.items():
+        (output / folder).mkdir(parents=True, exist_ok=True)
+        for index in range(rows):
+            columns[name][index : index + 1].astype(np.int32).tofile(
+                output / folder / f"{example_name(task, index)}.bin"
+            )
+    np.save(output / "label_ids.npy", columns["label_ids"])
+    info = {
+        "task": task,
+        "task_type": task_type,
+        "labels": labels,
+        "seq_length": seq_length,
+        "num_rows": rows,
+    }
+    (output / "task.json").write_text(
+        json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    return output
+
+
+def postprocess(data_dir, result_dir) -> dict:
+    data_dir, result_dir = Path(data_dir), Path(result_dir)
+    info_file = data_dir / "task.json"
+    if not info_file.is_file():
+        raise DeployError(
+            f"{data_dir}: no task.json (write the folder with tinybert-310-preprocess)"
+        )
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    label_ids = np.load(data_dir / "label_ids.npy")
+    input_mask = np.stack(
+        [
+            np.fromfile(
+                data_dir / FOLDERS["input_mask"] / f"{example_name(info['task'], i)}.bin", np.int32
+            )
+            for i in range(info["num_rows"])
+        ]
+    )
+    num_labels = 1 if info["task_type"] == "regression" else len(info["labels"])
+    evaluator = get_evaluator(info["task"], labels=info["labels"])
+    for index in range(info["num_rows"]):
+        path = result_dir / f"{example_name(info['task'], index)}_0.bin"
+        if not path.is_file():
+            raise DeployError(f"{path}: result file missing ({index} of {info['num_rows']} found)")
+        logits = np.fromfile(path, np.float32)
+        if info["task_type"] == "ner":
+            expected = info["seq_length"] * num_labels
+            if logits.size != expected:
+                raise DeployError(
+                    f"{path}: {logits.size} values, expected seq_length x labels = {expected}"
+                )
+            logits = logits.reshape(info["seq_length"], num_labels)
+            evaluator.update(
+                logits[None], label_ids[index : index + 1], mask=input_mask[index : index + 1]
+            )
+        else:
+            if logits.size != num_labels:
+                raise DeployError(f"{path}: {logits.size} values, expected {num_labels}")
+            evaluator.update(logits[None], label_ids[index : index + 1])
+    return evaluator.compute()

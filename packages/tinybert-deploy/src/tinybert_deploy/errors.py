@@ -1,0 +1,5 @@
+"""The one error type of this package: bad input the user can fix, reported without a traceback."""
+
+
+class DeployError(ValueError):
+    """A model, vocabulary or input file that cannot be used; the message says which and why."""

@@ -1,0 +1,65 @@
+"""Scoring an ONNX model on a task's dev data (raw file or records) with tinybert-eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tinybert_data import BertTokenizer, get_task, load_records
+from tinybert_eval import get_evaluator
+
+from .errors import DeployError
+from .runtime import INPUTS, OnnxModel, trimmed
+
+
+def task_columns(task_name: str, path, vocab_path, model: OnnxModel, seq_length: int) -> dict:
+    """Feature columns of a raw task file (TSV / JSON lines) or of a records folder."""
+    path = Path(path)
+    if not path.exists():
+        raise DeployError(f"{path}: input not found")
+    if path.is_dir() or path.suffix in (".tfrecord", ".mindrecord"):
+        columns = load_records(path)
+        info = path / "task.json" if path.is_dir() else path.parent / "task.json"
+        vocab_size = (
+            json.loads(info.read_text(encoding="utf-8")).get("vocab_size")
+            if info.is_file()
+            else None
+        )
+        if model.vocab_size and vocab_size and vocab_size != model.vocab_size:
+            raise DeployError(
+                f"{path} was tokenized with {vocab_size} tokens; the model has {model.vocab_size}"
+            )
+        return columns
+    if vocab_path is None:
+        raise DeployError("a raw input file needs --vocab")
+    tokenizer = BertTokenizer.from_vocab(vocab_path, do_lower_case=model.do_lower_case)
+    model.check_tokenizer(tokenizer, vocab_path)
+    task = get_task(task_name)
+    examples = list(task.read(path))
+    if not examples:
+        raise DeployError(f"{path}: no examples")
+    return task.features(examples, tokenizer, min(seq_length, model.max_length))
+
+
+def evaluate(model: OnnxModel, task_name: str, columns: dict, batch_size: int = 32) -> dict:
+    """The task's metrics (tinybert-eval) of `model` over every row of `columns`."""
+    labels = columns["label_ids"]
+    classification = model.task_type == "classification" and model.labels is not None
+    if classification and labels.max() >= len(model.labels):
+        raise DeployError(
+            f"the data has label ids up to {labels.max()}; the model has {len(model.labels)} labels"
+        )
+    evaluator = get_evaluator(task_name, labels=model.labels)
+    rows = len(columns["input_ids"])
+    # similar lengths together: each batch is padded only to its own longest row
+    order = np.argsort(columns["input_mask"].sum(1), kind="stable")
+    for start in range(0, rows, batch_size):
+        batch = trimmed(
+            {name: values[order[start : start + batch_size]] for name, values in columns.items()}
+        )
+        logits = model.logits(*(batch[name] for name in INPUTS))
+        mask = batch["input_mask"] if logits.ndim == 3 else None
+        evaluator.update(logits, batch["label_ids"], mask=mask)
+    return evaluator.compute()

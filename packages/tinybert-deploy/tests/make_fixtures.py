@@ -1,0 +1,108 @@
+"""Make the small committed fixtures the base test session (no MindSpore) runs on.
+
+    python tests/make_fixtures.py        # needs tinybert-deploy[export] (tinybert-model, onnx)
+
+- vocab_en.txt: BERT's special tokens and the 2,000 commonest word pieces of SST-2 dev
+  (tokenized with the real uncased vocabulary); vocab_zh.txt: the same from CLUENER dev.
+- sst2_tiny.onnx, cluener_tiny.onnx: 2-layer, 32-wide random models over those vocabularies,
+  exported with tinybert-export's ONNX writer (weights don't matter for what the tests check:
+  shapes, batching, decoding, metrics plumbing).
+- wrong_inputs.onnx: a graph whose inputs are not ours.
+"""
+
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import mindspore as ms
+import onnx
+from onnx import TensorProto, helper
+
+from tinybert_data import BertTokenizer, get_task
+from tinybert_deploy.export import export
+from tinybert_model import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    save_checkpoint,
+)
+
+HERE = Path(__file__).parent / "fixtures"
+SHARED = Path(
+    os.environ.get(
+        "TINYBERT_SHARED_DATA", Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+    )
+)
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def small_vocab(task: str, data: Path, full_vocab: Path, output: Path, size: int = 2000) -> Path:
+    tokenizer = BertTokenizer.from_vocab(full_vocab)
+    counts = Counter()
+    for example in get_task(task).read(data):
+        counts.update(tokenizer.tokenize(example.text_a))
+    pieces = [p for p, _ in counts.most_common() if p not in SPECIAL][:size]
+    output.write_text("\n".join(SPECIAL + pieces) + "\n", encoding="utf-8")
+    return output
+
+
+def tiny_model(
+    model_class, vocab: Path, labels: list, task_type: str, name: str, task: str
+) -> None:
+    ms.set_seed(0)
+    vocab_size = BertTokenizer.from_vocab(vocab).vocab_size
+    config = BertConfig.from_dict(
+        dict(
+            vocab_size=vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+            labels=labels,
+            task_type=task_type,
+        )
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = Path(folder) / "model.ckpt"
+        save_checkpoint(model_class(config), checkpoint)
+        export(checkpoint, task, HERE / name, "ONNX")
+
+
+def wrong_inputs_model(path: Path) -> None:
+    node = helper.make_node("Identity", ["tokens"], ["logits"])
+    graph = helper.make_graph(
+        [node],
+        "wrong",
+        [helper.make_tensor_value_info("tokens", TensorProto.INT32, ["b", "s"])],
+        [helper.make_tensor_value_info("logits", TensorProto.INT32, ["b", "s"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def main() -> None:
+    english = small_vocab(
+        "sst2",
+        SHARED / "sst2" / "dev.tsv",
+        SHARED / "vocab" / "bert-base-uncased-vocab.txt",
+        HERE / "vocab_en.txt",
+    )
+    chinese = small_vocab(
+        "cluener",
+        SHARED / "cluener" / "dev.json",
+        SHARED / "vocab" / "bert-base-chinese-vocab.txt",
+        HERE / "vocab_zh.txt",
+    )
+    tiny_model(
+        BertForSequenceClassification, english, ["0", "1"], "classification", "sst2_tiny", "sst2"
+    )
+    tags = get_task("cluener").labels
+    tiny_model(BertForTokenClassification, chinese, list(tags), "ner", "cluener_tiny", "cluener")
+    wrong_inputs_model(HERE / "wrong_inputs.onnx")
+
+
+if __name__ == "__main__":
+    main()
