@@ -1,5 +1,42 @@
 """WordPiece tokenization, GLUE/CLUE task readers and pretraining corpora to TFRecord/MindRecord,
 without MindSpore.
+
+    from tinybert_data import BertTokenizer, get_task, write_task_records, load_records
 """
 
+from tinybert_data.errors import DataError, RecordsError, UnknownTaskError
+from tinybert_data.pipeline import Summary, write_corpus_records, write_task_records
+from tinybert_data.records import (
+    COLUMNS,
+    RecordsWriter,
+    load_records,
+    read_records,
+    read_task_info,
+    validate_records,
+)
+from tinybert_data.tasks import IGNORE_INDEX, TASKS, Example, Task, get_task
+from tinybert_data.tokenization import BertTokenizer, Encoding
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "COLUMNS",
+    "IGNORE_INDEX",
+    "TASKS",
+    "BertTokenizer",
+    "DataError",
+    "Encoding",
+    "Example",
+    "RecordsError",
+    "RecordsWriter",
+    "Summary",
+    "Task",
+    "UnknownTaskError",
+    "get_task",
+    "load_records",
+    "read_records",
+    "read_task_info",
+    "validate_records",
+    "write_corpus_records",
+    "write_task_records",
+]

@@ -1,0 +1,185 @@
+"""Whole jobs: a task file or a corpus to a records directory, with a summary of what was done."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import islice
+from pathlib import Path
+
+from tqdm import tqdm
+
+from tinybert_data.corpus import SequencePacker, corpus_lines, input_files, pack_corpus
+from tinybert_data.errors import DataError
+from tinybert_data.prefetch import ahead
+from tinybert_data.records import COLUMNS, RecordsWriter
+from tinybert_data.tasks import Task, get_task
+from tinybert_data.tokenization import BertTokenizer
+
+logger = logging.getLogger(__name__)
+
+TASK_CHUNK = 8192  # examples featurized at a time: bounded memory on any input size
+CORPUS_CHUNK = 4096  # sequences written at a time
+
+
+@dataclass
+class Summary:
+    """What a job wrote: counts, problems skipped, files, time taken."""
+
+    output: Path
+    num_rows: int = 0
+    skipped: list[DataError] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    label_counts: dict[str, int] = field(default_factory=dict)
+    num_documents: int = 0
+    num_lines: int = 0
+    num_tokens: int = 0
+
+
+def write_task_records(
+    task: str | Task,
+    inputs: str | Path | Iterable,
+    vocab: str | Path,
+    output: str | Path,
+    seq_length: int = 128,
+    *,
+    do_lower_case: bool = True,
+    format: str = "tfrecord",
+    shards: int = 1,
+    on_error: str = "raise",
+    name: str | None = None,
+    progress: bool = False,
+) -> Summary:
+    """Read task file(s), build features at `seq_length` and write a records directory.
+
+    `name` names the shard files (default: the stem of the first input, e.g. `train`).
+    """
+    start = time.perf_counter()
+    task = get_task(task) if isinstance(task, str) else task
+    inputs = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
+    tokenizer = BertTokenizer.from_vocab(vocab, do_lower_case=do_lower_case)
+    summary = Summary(Path(output))
+    label_shape = (seq_length,) if task.task_type == "ner" else ()
+    shapes = {**{c: (seq_length,) for c in COLUMNS[:3]}, "label_ids": label_shape}
+    metadata = {
+        "task": task.name,
+        "task_type": task.task_type,
+        "labels": list(task.labels),
+        "seq_length": seq_length,
+        "vocab_size": tokenizer.vocab_size,
+        "do_lower_case": do_lower_case,
+        "inputs": [str(p) for p in inputs],
+    }
+    counts = Counter()
+    total_lines = sum(_count_lines(p) for p in inputs)
+    writer = RecordsWriter(output, name or inputs[0].stem, shapes, metadata, vocab, format, shards)
+    bar = tqdm(total=total_lines, unit=" lines", disable=not progress, desc=task.name)
+    with writer, bar:
+        for path in inputs:
+            logger.info("reading %s as %s", path, task.name)
+            examples = task.read(path, on_error=on_error, skipped=summary.skipped)
+            lines_done = 0
+            featurize = partial(task.features, tokenizer=tokenizer, seq_length=seq_length)
+            for chunk, features in ahead(featurize, _chunks(examples, TASK_CHUNK)):
+                writer.write({c: features[c] for c in COLUMNS})
+                counts.update(features["label_ids"][features["label_ids"] >= 0].ravel().tolist())
+                bar.update(chunk[-1].line - lines_done)
+                lines_done = chunk[-1].line
+            bar.update(_count_lines(path) - lines_done)
+    summary.num_rows = writer.num_rows
+    summary.files = writer.file_names
+    summary.label_counts = {task.labels[i]: counts[i] for i in sorted(counts)}
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def write_corpus_records(
+    inputs: str | Path | Iterable,
+    vocab: str | Path,
+    output: str | Path,
+    seq_length: int = 128,
+    *,
+    do_lower_case: bool = True,
+    short_seq_prob: float = 0.1,
+    seed: int = 12345,
+    format: str = "tfrecord",
+    shards: int = 1,
+    on_error: str = "raise",
+    name: str = "corpus",
+    progress: bool = False,
+) -> Summary:
+    """Pack text corpora (files or folders) into sequences of `seq_length` and write a records
+    directory with input_ids, segment_ids, input_mask. See `tinybert_data.corpus` for how."""
+    start = time.perf_counter()
+    files = input_files([inputs] if isinstance(inputs, (str, Path)) else inputs)
+    tokenizer = BertTokenizer.from_vocab(vocab, do_lower_case=do_lower_case)
+    packer = SequencePacker(seq_length, short_seq_prob, seed)
+    summary = Summary(Path(output))
+    metadata = {
+        "task": "corpus",
+        "task_type": "pretraining",
+        "labels": [],
+        "seq_length": seq_length,
+        "vocab_size": tokenizer.vocab_size,
+        "do_lower_case": do_lower_case,
+        "short_seq_prob": short_seq_prob,
+        "seed": seed,
+        "inputs": [str(p) for p in files],
+    }
+    shapes = {c: (seq_length,) for c in COLUMNS[:3]}
+    total_bytes = sum(p.stat().st_size for p in files)
+    writer = RecordsWriter(output, name, shapes, metadata, vocab, format, shards)
+    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, disable=not progress, desc="corpus")
+    with writer, bar:
+
+        def on_line(line) -> None:
+            summary.num_lines += 1
+            bar.update(line.num_bytes)
+
+        lines = _documents_counted(
+            (item for path in files for item in corpus_lines(path, on_error, summary.skipped)),
+            summary,
+        )
+        sequences = pack_corpus(lines, tokenizer.encode_ids, packer, on_line=on_line)
+        for chunk in _chunks(sequences, CORPUS_CHUNK):
+            ids_a, ids_b = zip(*chunk)
+            rows = tokenizer.layout(ids_a, ids_b, seq_length)
+            writer.write({c: rows[c] for c in COLUMNS[:3]})
+            summary.num_tokens += int(rows["input_mask"].sum())
+        bar.update(total_bytes - bar.n)
+    summary.num_rows = writer.num_rows
+    summary.files = writer.file_names
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _documents_counted(items: Iterator, summary: Summary) -> Iterator:
+    """Pass the line stream through, counting documents that hold at least one line."""
+    in_document = False
+    for item in items:
+        if item is None:
+            summary.num_documents += in_document
+            in_document = False
+        else:
+            in_document = True
+        yield item
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _count_lines(path: Path) -> int:
+    """Lines in a file, counted in 1 MiB blocks (fast, constant memory)."""
+    count = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            count += block.count(b"\n")
+    return count

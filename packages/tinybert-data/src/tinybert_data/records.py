@@ -1,0 +1,346 @@
+"""Records directories: sharded TFRecord (or MindRecord) files, `schema.json`, `task.json`.
+
+A records directory holds the shard files, `schema.json` (MindSpore's TFRecord schema:
+`mindspore.dataset.TFRecordDataset(files, schema_dir)`), `task.json` (what the rows are: task,
+labels, seq_length, vocabulary, row count, files) and a copy of the `vocab.txt` they were
+tokenized with.
+
+Writing is atomic: everything is written into a hidden temporary folder inside the output
+directory and moved to its final name only when complete, `task.json` last; a failed run
+removes the temporary folder and leaves no file under a final name. TFRecord rows go to the
+shards in turn (row i to shard i mod N); readers interleave the shards back into row order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from tinybert_data.errors import RecordsError
+from tinybert_data.mindrecord_format import MindRecordShards, read_mindrecord
+from tinybert_data.tfrecord_format import framed_examples, iter_records, parse_examples
+
+COLUMNS = ("input_ids", "segment_ids", "input_mask", "label_ids")  # this order everywhere
+FORMATS = ("tfrecord", "mindrecord")
+SCHEMA_FILE, TASK_FILE, VOCAB_FILE = "schema.json", "task.json", "vocab.txt"
+
+
+def shard_file_names(name: str, num_shards: int, format: str = "tfrecord") -> list[str]:
+    """`<name>.tfrecord`, or `<name>-00000-of-00002.tfrecord`, ... for several shards
+    (MindRecord: `<name>.mindrecord`, or `<name>.mindrecord0`, ... as MindSpore names them)."""
+    if format == "mindrecord":
+        base = f"{name}.mindrecord"
+        return [base] if num_shards == 1 else [f"{base}{i}" for i in range(num_shards)]
+    if num_shards == 1:
+        return [f"{name}.tfrecord"]
+    return [f"{name}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
+
+
+def tfrecord_schema(shapes: dict[str, tuple], num_rows: int) -> dict:
+    """MindSpore's schema.json for int64 features of the given per-row shapes."""
+    columns = {
+        name: {"type": "int64", "rank": len(shape), "shape": list(shape)}
+        for name, shape in shapes.items()
+    }
+    return {"datasetType": "TF", "numRows": num_rows, "columns": columns}
+
+
+class _TFRecordShards:
+    """Rows appended to `num_shards` TFRecord files in turn."""
+
+    def __init__(self, paths: list[Path]):
+        self._files = [open(p, "wb") for p in paths]  # noqa: SIM115 (closed by close())
+        self._next = 0  # shard of the next row
+
+    def write(self, batch: dict[str, np.ndarray]) -> None:
+        records, ends = framed_examples(batch)
+        if len(self._files) == 1:
+            self._files[0].write(records)
+            return
+        starts = [0, *ends[:-1]]
+        n = len(self._files)
+        for shard, f in enumerate(self._files):
+            first = (shard - self._next) % n  # this shard's first row in the batch
+            f.write(b"".join(records[s:e] for s, e in zip(starts[first::n], ends[first::n])))
+        self._next = (self._next + len(ends)) % n
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+
+
+class RecordsWriter:
+    """Writes one records directory; use as a context manager.
+
+        with RecordsWriter(out, "train", shapes, metadata={...}, vocab_file=vocab) as writer:
+            writer.write({"input_ids": ..., ...})  # int arrays [n, *shape], as often as needed
+
+    `shapes` maps each column, in record order, to its per-row shape (() for a scalar).
+    `metadata` goes into task.json with num_rows, format and files added.
+    """
+
+    def __init__(
+        self,
+        output_dir,
+        name: str,
+        shapes: dict[str, tuple],
+        metadata: dict,
+        vocab_file=None,
+        format: str = "tfrecord",
+        num_shards: int = 1,
+    ):
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
+        if num_shards < 1:
+            raise ValueError(f"num_shards must be at least 1, not {num_shards}")
+        self.output_dir = Path(output_dir)
+        self.shapes = {name: tuple(shape) for name, shape in shapes.items()}
+        self.metadata = metadata
+        self.vocab_file = vocab_file
+        self.format = format
+        self.num_rows = 0
+        self.file_names = shard_file_names(name, num_shards, format)
+        self._created_output_dir = not self.output_dir.exists()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=".tinybert-data-", dir=self.output_dir))
+        try:
+            if format == "mindrecord":
+                self._shards = MindRecordShards(
+                    self._tmp / f"{name}.mindrecord", num_shards, self.shapes
+                )
+            else:
+                self._shards = _TFRecordShards([self._tmp / f for f in self.file_names])
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+
+    def write(self, batch: dict[str, np.ndarray]) -> None:
+        """Append rows: one array per column (all of them, nothing else), same row count."""
+        if list(batch) != list(self.shapes):
+            raise ValueError(f"expected columns {list(self.shapes)}, got {list(batch)}")
+        for name, values in batch.items():
+            if tuple(values.shape[1:]) != self.shapes[name]:
+                raise ValueError(
+                    f"column {name} has rows of shape {values.shape[1:]}, not {self.shapes[name]}"
+                )
+        self._shards.write(batch)
+        self.num_rows += len(next(iter(batch.values())))
+
+    def __enter__(self) -> RecordsWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._shards.close()
+            if exc_type is None:
+                self._commit()
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            if (
+                exc_type is not None
+                and self._created_output_dir
+                and not any(self.output_dir.iterdir())
+            ):
+                self.output_dir.rmdir()  # a failed run leaves no trace
+
+    def _commit(self) -> None:
+        """Move the complete files to their final names, task.json last."""
+        data_files = sorted(p.name for p in self._tmp.iterdir())  # MindRecord adds .db files
+        if self.format == "tfrecord":
+            schema = tfrecord_schema(self.shapes, self.num_rows)
+            (self._tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2) + "\n")
+        if self.vocab_file is not None:
+            shutil.copyfile(self.vocab_file, self._tmp / VOCAB_FILE)
+        task = dict(
+            self.metadata,
+            num_rows=self.num_rows,
+            format=self.format,
+            columns=list(self.shapes),
+            files=self.file_names,
+        )
+        (self._tmp / TASK_FILE).write_text(json.dumps(task, indent=2, ensure_ascii=False) + "\n")
+        _remove_stale_shards(self.output_dir, keep=set(data_files))
+        for file_name in [*data_files, SCHEMA_FILE, VOCAB_FILE, TASK_FILE]:
+            if (self._tmp / file_name).exists():
+                os.replace(self._tmp / file_name, self.output_dir / file_name)
+
+
+def _remove_stale_shards(directory: Path, keep: set) -> None:
+    """Drop shards of an earlier run into the same directory that this run does not rewrite,
+    so the directory never mixes two runs."""
+    old = directory / TASK_FILE
+    if not old.is_file():
+        return
+    try:
+        old_files = json.loads(old.read_text()).get("files", [])
+    except (json.JSONDecodeError, AttributeError):
+        return
+    for file_name in old_files:
+        for stale in (directory / file_name, directory / f"{file_name}.db"):
+            if stale.name not in keep and stale.is_file():
+                stale.unlink()
+    old.unlink()
+
+
+def read_task_info(path) -> dict:
+    """task.json of a records directory ({} when there is none)."""
+    task_file = Path(path) / TASK_FILE
+    return json.loads(task_file.read_text()) if task_file.is_file() else {}
+
+
+def record_files(path) -> tuple[str, list[Path]]:
+    """(format, data files) of a records directory or of a single record file."""
+    path = Path(path)
+    if path.is_file():
+        return ("mindrecord" if ".mindrecord" in path.name else "tfrecord"), [path]
+    if not path.is_dir():
+        raise RecordsError(f"{path}: no such records file or directory")
+    info = read_task_info(path)
+    if info.get("files"):
+        files = [path / f for f in info["files"]]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise RecordsError(f"{path}: task.json lists missing files {missing}")
+        return info.get("format", "tfrecord"), files
+    tfrecords = sorted(path.glob("*.tfrecord"))
+    if tfrecords:
+        return "tfrecord", tfrecords
+    mindrecords = sorted(p for p in path.glob("*.mindrecord*") if p.suffix != ".db")
+    if mindrecords:
+        return "mindrecord", mindrecords
+    raise RecordsError(f"{path}: no .tfrecord or .mindrecord files")
+
+
+def read_records(
+    path, batch_size: int = 1024, columns: Sequence[str] | None = None
+) -> Iterator[dict]:
+    """Batches {column: int32 array [batch, ...]} of all rows, in the order they were written.
+
+    `path` is a records directory or one record file; `columns` (default: all, in record
+    order) picks columns. Needs no TensorFlow or MindSpore, except for MindRecord files.
+    """
+    format, files = record_files(path)
+    if format == "mindrecord":
+        yield from read_mindrecord(files[0], batch_size, columns, order=COLUMNS)
+        return
+    shapes = _column_shapes(path)
+    records = _interleave([iter_records(f) for f in files])
+    done = 0
+    while batch := list(islice(records, batch_size)):
+        yield _to_arrays(parse_examples(batch, first_index=done), columns, shapes)
+        done += len(batch)
+
+
+def load_records(path, columns: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """All rows of a records directory or file: {column: int32 array [n, ...]}."""
+    batches = list(read_records(path, batch_size=65536, columns=columns))
+    if not batches:
+        shapes = _column_shapes(path) or {}
+        names = columns or list(shapes)
+        return {c: np.zeros((0, *shapes.get(c, ())), np.int32) for c in names}
+    return {c: np.concatenate([b[c] for b in batches]) for c in batches[0]}
+
+
+def _interleave(iterators: list) -> Iterator:
+    """Items of the iterators in turn (first of each, then second of each, ...)."""
+    while iterators:
+        alive = []
+        for it in iterators:
+            item = next(it, None)
+            if item is not None:
+                alive.append(it)
+                yield item
+        iterators = alive
+
+
+def _column_shapes(path) -> dict[str, tuple] | None:
+    """Per-row column shapes from the schema.json beside the records, if there is one."""
+    path = Path(path)
+    schema_file = (path if path.is_dir() else path.parent) / SCHEMA_FILE
+    if not schema_file.is_file():
+        return None
+    columns = json.loads(schema_file.read_text())["columns"]
+    return {name: tuple(c.get("shape", ())) for name, c in columns.items()}
+
+
+def _to_arrays(parsed: dict, columns, shapes) -> dict[str, np.ndarray]:
+    """Parsed features as int32 arrays [rows, ...], shaped by the schema when there is one."""
+    names = columns or [c for c in COLUMNS if c in parsed] + [c for c in parsed if c not in COLUMNS]
+    out = {}
+    for name in names:
+        if name not in parsed:
+            raise RecordsError(f"records have no column {name!r}")
+        values, counts = parsed[name]
+        if len(counts) and (counts != counts[0]).any():
+            raise RecordsError(f"column {name!r} has rows of different lengths")
+        width = int(counts[0]) if len(counts) else 0
+        shape = shapes[name] if shapes and name in shapes else ((width,) if width != 1 else ())
+        if int(np.prod(shape)) != width:
+            raise RecordsError(f"column {name!r} has {width} values per row, schema shape {shape}")
+        out[name] = values.astype(np.int32).reshape(len(counts), *shape)
+    return out
+
+
+def validate_records(path) -> dict:
+    """Check the records of a TFRecord directory against its schema.json.
+
+    Every record must hold exactly the schema's columns as int64 lists of the schema's shape,
+    and the row count must equal numRows. Returns {"num_rows", "columns", "files"}; raises
+    RecordsError listing what is wrong.
+    """
+    path = Path(path)
+    schema_file = path / SCHEMA_FILE
+    if not schema_file.is_file():
+        raise RecordsError(f"{path}: no {SCHEMA_FILE}")
+    schema = json.loads(schema_file.read_text())
+    problems = []
+    if schema.get("datasetType") != "TF":
+        problems.append(f"datasetType is {schema.get('datasetType')!r}, not 'TF'")
+    columns = schema.get("columns", {})
+    for name, column in columns.items():
+        if column.get("type") != "int64":
+            problems.append(f"column {name}: type {column.get('type')!r}, records hold int64")
+        if column.get("rank") != len(column.get("shape", [])):
+            problems.append(
+                f"column {name}: rank {column.get('rank')} but shape {column.get('shape')}"
+            )
+    sizes = {name: int(np.prod(c.get("shape", []))) for name, c in columns.items()}
+    format, files = record_files(path)
+    if format != "tfrecord":
+        raise RecordsError(f"{path}: schema.json describes TFRecord files, found {format}")
+    num_rows = 0
+    for file in files:
+        records, seen = iter_records(file), 0  # seen: records of this file so far
+        while (batch := list(islice(records, 4096))) and len(problems) <= 20:
+            try:
+                parsed = parse_examples(batch, first_index=seen)
+            except RecordsError as error:
+                problems.append(f"{file.name}: {error}")
+                break
+            if set(parsed) != set(sizes):
+                problems.append(
+                    f"{file.name}: columns {sorted(parsed)}, schema has {sorted(sizes)}"
+                )
+            for name in set(parsed) & set(sizes):
+                counts = parsed[name][1]
+                for index in np.flatnonzero(counts != sizes[name])[:5]:
+                    problems.append(
+                        f"{file.name} record {seen + index}: {name} has {counts[index]} values, "
+                        f"schema says {sizes[name]}"
+                    )
+            seen += len(batch)
+        num_rows += seen
+    if schema.get("numRows") != num_rows:
+        problems.append(f"numRows is {schema.get('numRows')}, the files hold {num_rows} rows")
+    if problems:
+        raise RecordsError(
+            f"{path}: records disagree with {SCHEMA_FILE}:\n  " + "\n  ".join(problems)
+        )
+    return {"num_rows": num_rows, "columns": list(columns), "files": [f.name for f in files]}
