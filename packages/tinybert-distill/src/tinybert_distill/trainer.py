@@ -140,7 +140,11 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
             order_epoch, order = epoch, epoch_order(data.num_rows, run.seed, epoch, run.shuffle)
         rows = batch_rows(order, step_in_epoch, phase.batch_size, run.rank, run.world_size)
         loss, finite, scale = step_cell(*[Tensor(x) for x in data.inputs(rows, phase.inputs)])
-        loss, finite, scale = loss.asnumpy().item(), bool(finite.asnumpy().item()), scale.asnumpy().item()
+        loss, finite, scale = (
+            loss.asnumpy().item(),
+            bool(finite.asnumpy().item()),
+            scale.asnumpy().item(),
+        )
         done = step + 1
         speed = (done - start) * examples_per_step / (time.perf_counter() - started)
         rate = float(rates[step])
