@@ -1,4 +1,4 @@
-"""Real data for the tests: CLUENER dev (gold entities) from the shared offline data."""
+"""Real data for the tests: CLUENER dev, SST-2 dev and TNEWS from the shared offline data."""
 
 import json
 import os
@@ -11,6 +11,11 @@ SHARED_DATA = Path(
         "TINYBERT_SHARED_DATA", Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
     )
 )
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")

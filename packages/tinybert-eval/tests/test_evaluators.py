@@ -3,12 +3,12 @@ are not scored; the registry gives every task its metric."""
 
 import numpy as np
 import pytest
+from scipy import stats
 from sklearn import metrics as sk
 
 from tinybert_eval import (
     CLUENER_TAGS,
     IGNORE_INDEX,
-    TASK_METRICS,
     get_evaluator,
     span_scores,
     spans_from_cluener,
@@ -95,22 +95,94 @@ def test_mask_argument_removes_positions():
     assert evaluator.compute()["f1"] == 1.0
 
 
-def test_every_glue_and_clue_task_has_a_metric():
-    for task in [
-        "sst2",
-        "qnli",
-        "mnli",
-        "mnli-mm",
-        "tnews",
-        "cluener",
-        "cola",
-        "mrpc",
-        "qqp",
-        "stsb",
-        "rte",
-    ]:
-        assert get_evaluator(task).compute()["main"]
-    assert set(TASK_METRICS) >= {"sst2", "qnli", "mnli", "tnews", "cluener"}
+@pytest.mark.parametrize(
+    "task, main",
+    [
+        ("sst2", "accuracy"),
+        ("SST-2", "accuracy"),
+        ("qnli", "accuracy"),
+        ("mnli", "accuracy"),
+        ("mnli-mm", "accuracy"),
+        ("mnli_mismatched", "accuracy"),
+        ("rte", "accuracy"),
+        ("wnli", "accuracy"),
+        ("tnews", "accuracy"),
+        ("mrpc", "f1"),
+        ("qqp", "f1"),
+        ("cola", "mcc"),
+        ("sts-b", "pearson"),
+        ("stsb", "pearson"),
+        ("cluener", "f1"),
+    ],
+)
+def test_every_glue_and_clue_task_reports_its_main_metric(task, main):
+    evaluator = get_evaluator(task)
+    labels = np.array([0, 1, 1, 0, 1])
+    if main == "pearson":
+        evaluator.update(labels * 2.0 + 1, labels.astype(float))
+    elif main == "f1" and task == "cluener":
+        evaluator.update(np.array([[1, 2, 0]]), np.array([[1, 2, 0]]))
+    else:
+        evaluator.update(labels, labels)
+    result = evaluator.compute()
+    assert result["main"] == main and result[main] == pytest.approx(1.0)
+
+
+def test_classification_mask_and_ignore_index_skip_rows():
+    labels = np.array([0, 1, IGNORE_INDEX, 1, 0])
+    predictions = np.array([0, 0, 1, 1, 1])
+    evaluator = get_evaluator("mrpc")
+    evaluator.update(predictions, labels, mask=np.array([1, 1, 1, 1, 0]))
+    result = evaluator.compute()  # scored rows 0, 1, 3
+    assert result["count"] == 3
+    assert result["accuracy"] == pytest.approx(2 / 3)
+    assert result["f1"] == pytest.approx(sk.f1_score([0, 1, 1], [0, 0, 1]))
+
+
+def test_regression_mask_and_ignore_index_skip_rows():
+    labels = rng.uniform(0, 5, 40)
+    predictions = labels + rng.normal(0, 0.5, 40)
+    labels_with_padding = np.append(labels, [IGNORE_INDEX, IGNORE_INDEX])
+    mask = np.ones(42)
+    mask[:5] = 0
+    evaluator = get_evaluator("stsb")
+    evaluator.update(np.append(predictions, [3.0, 9.0])[:, None], labels_with_padding, mask=mask)
+    result = evaluator.compute()
+    assert result["count"] == 35
+    assert result["pearson"] == pytest.approx(stats.pearsonr(predictions[5:], labels[5:])[0])
+    assert result["spearman"] == pytest.approx(stats.spearmanr(predictions[5:], labels[5:])[0])
+
+
+def test_reset_forgets_earlier_batches():
+    evaluator = get_evaluator("sst2")
+    evaluator.update(np.array([0, 0]), np.array([1, 1]))
+    evaluator.reset()
+    evaluator.update(np.array([1]), np.array([1]))
+    assert evaluator.compute() == {"accuracy": 1.0, "count": 1, "main": "accuracy"}
+
+
+def test_bioes_tag_list_is_decoded_as_bioes():
+    tags = ["O", "B-name", "I-name", "E-name", "S-name"]
+    evaluator = get_evaluator("cluener", labels=tags)
+    gold = np.array([[1, 2, 3, 0, 4]])  # name [0, 2] and name [4, 4]
+    predicted = np.array([[1, 3, 0, 0, 4]])  # name [0, 1] and name [4, 4]
+    evaluator.update(predicted, gold)
+    result = evaluator.compute()
+    assert result["precision"] == result["recall"] == 0.5
+    assert result["token_accuracy"] == pytest.approx(3 / 5)
+
+
+@pytest.mark.parametrize(
+    "task, predictions, labels",
+    [
+        ("sst2", np.zeros((4, 2)), np.zeros(3, int)),
+        ("stsb", np.zeros(4), np.zeros(3)),
+        ("cluener", np.zeros((2, 5, 21)), np.zeros((2, 6), int)),
+    ],
+)
+def test_shape_mismatch_is_a_clear_error(task, predictions, labels):
+    with pytest.raises(ValueError, match="predictions have shape"):
+        get_evaluator(task).update(predictions, labels)
 
 
 def test_unknown_task_lists_the_known_ones():

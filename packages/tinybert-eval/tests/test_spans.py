@@ -1,17 +1,22 @@
 """Span P/R/F1 equal seqeval's on real CLUENER dev entities against systematically perturbed
-predictions, for BIO and BIOES."""
+predictions, for BIO and BIOES: in seqeval's default (conlleval) mode on any tag sequence, and
+in its strict mode on well-formed ones."""
 
 import random
 
 import pytest
-from seqeval.metrics import classification_report
+from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+from seqeval.scheme import IOB2, IOBES
 
 from tinybert_eval import span_scores, spans_from_cluener, spans_from_tags, tags_from_spans
 from tinybert_eval.evaluators import CLUENER_TYPES
 
+STRICT_SCHEMES = {"BIO": IOB2, "BIOES": IOBES}
+
 
 def perturb(spans, length, rng):
-    """Drop, shift, retype and invent entities, keeping them inside the sentence and apart."""
+    """Drop, shift, retype, shorten and invent entities, keeping them inside the sentence.
+    Shifted and invented entities may overlap others; written as tags, the later one wins."""
     result = []
     for kind, start, end in spans:
         roll = rng.random()
@@ -28,37 +33,43 @@ def perturb(spans, length, rng):
     if rng.random() < 0.3 and length > 2:
         start = rng.randrange(length - 1)
         result.append((rng.choice(CLUENER_TYPES), start, min(length - 1, start + rng.randrange(3))))
-    # later entities overwrite earlier ones where they overlap, as tags would
     return result
 
 
-def tags_for(spans, length, scheme):
-    return tags_from_spans(spans, length, scheme)
+def without_overlaps(spans):
+    """Keep each span that overlaps none kept before it: the tags are then well formed."""
+    kept = []
+    for span in spans:
+        if all(span[2] < other[1] or other[2] < span[1] for other in kept):
+            kept.append(span)
+    return kept
 
 
-def seqeval_report(gold, predicted):
-    """seqeval's default (conlleval) mode, which reads B-, I-, E- and S- tags alike."""
-    return classification_report(gold, predicted, output_dict=True, zero_division=0)
-
-
-@pytest.mark.parametrize("scheme", ["BIO", "BIOES"])
-def test_span_scores_equal_seqeval_on_cluener_dev(cluener_dev, scheme):
+def perturbed_corpus(cluener_dev, scheme, well_formed):
     rng = random.Random(0)
     gold_tags, predicted_tags = [], []
     for record in cluener_dev:
         length = len(record["text"])
         gold = spans_from_cluener(record["label"])
-        gold_tags.append(tags_for(gold, length, scheme))
-        predicted_tags.append(tags_for(perturb(gold, length, rng), length, scheme))
-        if rng.random() < 0.05:  # stray I- tags: conlleval opens an entity there
-            position = rng.randrange(length)
-            predicted_tags[-1][position] = f"I-{rng.choice(CLUENER_TYPES)}"
+        predicted = perturb(gold, length, rng)
+        if well_formed:
+            predicted = without_overlaps(predicted)
+        gold_tags.append(tags_from_spans(gold, length, scheme))
+        predicted_tags.append(tags_from_spans(predicted, length, scheme))
+        if not well_formed and rng.random() < 0.05:  # a stray inside tag: an entity opens there
+            stray = rng.choice(["I", "E"] if scheme == "BIOES" else ["I"])
+            predicted_tags[-1][rng.randrange(length)] = f"{stray}-{rng.choice(CLUENER_TYPES)}"
+    return gold_tags, predicted_tags
 
+
+def assert_equal_to_seqeval(gold_tags, predicted_tags, tag_scheme, **seqeval_mode):
     ours = span_scores(
-        [spans_from_tags(t, scheme) for t in predicted_tags],
-        [spans_from_tags(t, scheme) for t in gold_tags],
+        [spans_from_tags(t, tag_scheme) for t in predicted_tags],
+        [spans_from_tags(t, tag_scheme) for t in gold_tags],
     )
-    theirs = seqeval_report(gold_tags, predicted_tags)
+    theirs = classification_report(
+        gold_tags, predicted_tags, output_dict=True, zero_division=0, **seqeval_mode
+    )
     assert 0.3 < ours["f1"] < 0.95  # the perturbations bite, but not everywhere
     for kind in CLUENER_TYPES:
         for metric in ("precision", "recall", "f1"):
@@ -66,10 +77,29 @@ def test_span_scores_equal_seqeval_on_cluener_dev(cluener_dev, scheme):
                 theirs[kind][f"{metric}-score" if metric == "f1" else metric], abs=1e-12
             )
         assert ours["per_type"][kind]["support"] == theirs[kind]["support"]
-    micro = theirs["micro avg"]
-    assert ours["precision"] == pytest.approx(micro["precision"], abs=1e-12)
-    assert ours["recall"] == pytest.approx(micro["recall"], abs=1e-12)
-    assert ours["f1"] == pytest.approx(micro["f1-score"], abs=1e-12)
+    for metric, function in (
+        ("precision", precision_score),
+        ("recall", recall_score),
+        ("f1", f1_score),
+    ):
+        micro = function(gold_tags, predicted_tags, zero_division=0, **seqeval_mode)
+        assert ours[metric] == pytest.approx(micro, abs=1e-12)
+    assert ours["support"] == theirs["micro avg"]["support"]
+
+
+@pytest.mark.parametrize("scheme", ["BIO", "BIOES"])
+def test_span_scores_equal_seqeval_default_mode(cluener_dev, scheme):
+    """Overlapping entities and stray inside tags: decoded as conlleval does."""
+    gold_tags, predicted_tags = perturbed_corpus(cluener_dev, scheme, well_formed=False)
+    assert_equal_to_seqeval(gold_tags, predicted_tags, scheme)
+
+
+@pytest.mark.parametrize("scheme", ["BIO", "BIOES"])
+def test_span_scores_equal_seqeval_strict_mode_on_well_formed_tags(cluener_dev, scheme):
+    gold_tags, predicted_tags = perturbed_corpus(cluener_dev, scheme, well_formed=True)
+    assert_equal_to_seqeval(
+        gold_tags, predicted_tags, scheme, mode="strict", scheme=STRICT_SCHEMES[scheme]
+    )
 
 
 def test_gold_against_itself_is_perfect(cluener_dev):
@@ -103,3 +133,12 @@ def test_cluener_spans_are_end_inclusive(cluener_dev):
     record = cluener_dev[0]
     for kind, start, end in spans_from_cluener(record["label"]):
         assert record["text"][start : end + 1] in record["label"][kind]
+
+
+@pytest.mark.parametrize(
+    "tags, scheme",
+    [(["O", "S-name"], "BIO"), (["B-name", "X-name"], "BIOES"), (["B-"], "BIO"), (["B"], "BIO")],
+)
+def test_tags_outside_the_scheme_are_an_error(tags, scheme):
+    with pytest.raises(ValueError, match=f"{tags[-1]!r} at position {len(tags) - 1}"):
+        spans_from_tags(tags, scheme)

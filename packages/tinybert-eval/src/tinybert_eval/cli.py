@@ -4,18 +4,23 @@
         --output report.json
     tinybert-eval score --task sst2 --predictions pred.txt --gold dev.tsv
 
-File formats, detected from the content:
-- NER: CLUENER JSON lines ({"text": ..., "label": {type: {text: [[start, end]]}}}), or tag
-  sequences, one sentence per line, tags separated by spaces. Either side may be either;
-  token accuracy needs tag sequences on both sides.
-- classification / regression: one label per line; JSON lines with a "label" field (TNEWS,
-  and what tinybert-predict writes); or a TSV with a header that has a "label" column (GLUE).
+Formats are detected from each file's content, so predictions and gold may differ in format.
+Labels: one per line; JSON lines with a "label" (or "score") field, as TNEWS and
+tinybert-predict write them; or a GLUE TSV whose header has a label, gold_label or score
+column. Entities: CLUENER JSON lines ("label": {type: {mention: [[start, end]]}}, end
+inclusive); tinybert-predict JSON lines ("entities": [{"type", "start", "end"}], end
+exclusive); or tag sequences, one sentence per line, tags separated by spaces.
+
+Bad input (different numbers of examples, unknown labels or entity types, malformed JSON,
+misaligned sentences, an empty file) stops with one message naming the file and line, exit
+code 1, and no report written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -23,9 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluators import TASK_METRICS, task_name
+from .evaluators import CLUENER_TYPES, TASK_METRICS, task_name
+from .files import InputError, Sentence, read_labels, read_sentences
 from .metrics import METRICS
-from .spans import SpanCounts, spans_from_cluener, spans_from_tags
+from .spans import SpanCounts, tags_from_spans
+
+log = logging.getLogger("tinybert-eval")
 
 # Label sets fixed by the task definition; other tasks take --labels or the gold file's own.
 KNOWN_LABELS = {
@@ -33,6 +41,7 @@ KNOWN_LABELS = {
     "cola": ["0", "1"],
     "mrpc": ["0", "1"],
     "qqp": ["0", "1"],
+    "wnli": ["0", "1"],
     "qnli": ["entailment", "not_entailment"],
     "rte": ["entailment", "not_entailment"],
     "mnli": ["entailment", "neutral", "contradiction"],
@@ -40,137 +49,98 @@ KNOWN_LABELS = {
 }
 
 
-class InputError(ValueError):
-    """A file that cannot be scored: the message names the file and line."""
+def _same_count(predictions: Path, predicted_lines: list, gold: Path, gold_lines: list) -> None:
+    """Predictions and gold pair up one to one; the first unpaired line is the error."""
+    if len(predicted_lines) > len(gold_lines):
+        line = predicted_lines[len(gold_lines)]
+        raise InputError(
+            f"{predictions}:{line}: prediction {len(gold_lines) + 1} has no gold example "
+            f"({gold} has {len(gold_lines)})"
+        )
+    if len(gold_lines) > len(predicted_lines):
+        line = gold_lines[len(predicted_lines)]
+        raise InputError(
+            f"{gold}:{line}: gold example {len(predicted_lines) + 1} has no prediction "
+            f"({predictions} has {len(predicted_lines)})"
+        )
 
 
-def _lines(path: Path) -> list:
-    """(line number, text) of every non-empty line; an empty file is an error."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: not UTF-8 text ({error.reason})") from None
-    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if not lines:
-        raise InputError(f"{path}: the file is empty")
-    return lines
+# ---- NER -----------------------------------------------------------------------------------
 
 
-def _json(path: Path, number: int, line: str) -> dict:
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}:{number}: malformed JSON ({error.msg})") from None
-    if not isinstance(value, dict):
-        raise InputError(f"{path}:{number}: expected a JSON object")
-    return value
-
-
-# ---- NER ---------------------------------------------------------------------------------
-
-
-def read_entities(path: Path, scheme: str) -> tuple:
-    """(spans per sentence, tags per sentence or None) from CLUENER JSON lines or tag lines."""
-    lines = _lines(path)
-    if lines[0][1].lstrip().startswith("{"):
-        spans = []
-        for number, line in lines:
-            record = _json(path, number, line)
-            try:
-                spans.append(spans_from_cluener(record.get("label")))
-            except (AttributeError, TypeError, ValueError):
-                raise InputError(
-                    f'{path}:{number}: "label" must be {{type: {{text: [[start, end]]}}}}'
-                ) from None
-        return spans, None
-    tags = [(number, line.split()) for number, line in lines]
-    for number, sequence in tags:
-        bad = [
-            t
-            for t in sequence
-            if t != "O" and (t[:2] not in ("B-", "I-", "E-", "S-") or len(t) < 3)
-        ]
-        if bad:
-            raise InputError(
-                f"{path}:{number}: {bad[0]!r} is not a {scheme} tag (O, B-TYPE, I-TYPE ...)"
-            )
-    return [spans_from_tags(sequence, scheme) for _, sequence in tags], [(n, s) for n, s in tags]
-
-
-def score_entities(predictions: Path, gold: Path, scheme: str) -> dict:
-    predicted_spans, predicted_tags = read_entities(predictions, scheme)
-    gold_spans, gold_tags = read_entities(gold, scheme)
-    _same_length(predictions, len(predicted_spans), gold, len(gold_spans))
+def score_entities(predictions: Path, gold: Path, scheme: str, types) -> dict:
+    """Span P/R/F1 per type and micro; token accuracy when every sentence's length is known
+    (a text or tags on either side): tags are then compared position by position."""
+    predicted = read_sentences(predictions, scheme, types)
+    log.info("read %d predicted sentences from %s", len(predicted), predictions)
+    expected = read_sentences(gold, scheme, types)
+    log.info("read %d gold sentences from %s", len(expected), gold)
+    _same_count(predictions, [s.line for s in predicted], gold, [s.line for s in expected])
     counts = SpanCounts()
-    for predicted, expected in zip(predicted_spans, gold_spans):
-        counts.add(predicted, expected)
-    result = counts.scores()
-    if predicted_tags and gold_tags:
-        correct = total = 0
-        for (number, predicted), (_, expected) in zip(predicted_tags, gold_tags):
-            if len(predicted) != len(expected):
-                raise InputError(
-                    f"{predictions}:{number}: {len(predicted)} tags but the gold sentence has "
-                    f"{len(expected)}"
-                )
-            correct += sum(p == e for p, e in zip(predicted, expected))
-            total += len(expected)
-        result["token_accuracy"] = correct / total if total else 0.0
-    result["main"] = "f1"
-    result["count"] = len(gold_spans)
-    return result
-
-
-# ---- classification and regression ------------------------------------------------------
-
-
-def read_labels(path: Path) -> list:
-    """(line number, label text) per example."""
-    lines = _lines(path)
-    first = lines[0][1]
-    if first.lstrip().startswith("{"):
-        labels = []
-        for number, line in lines:
-            record = _json(path, number, line)
-            if "label" not in record:
-                raise InputError(f'{path}:{number}: no "label" field')
-            labels.append((number, str(record["label"])))
-        return labels
-    if "\t" in first:
-        header = first.split("\t")
-        if "label" not in header:
+    correct_tokens = tokens = 0
+    lengths_known = True
+    for ours, theirs in zip(predicted, expected):
+        where = f"{predictions}:{ours.line}"
+        if ours.text is not None and theirs.text is not None and ours.text != theirs.text:
+            raise InputError(f"{where}: the text differs from {gold}:{theirs.line}'s")
+        if ours.length is not None and theirs.length is not None and ours.length != theirs.length:
             raise InputError(
-                f"{path}:1: a TSV needs a header with a 'label' column, found {header}"
+                f"{where}: {ours.length} positions but the gold sentence ({gold}:{theirs.line}) "
+                f"has {theirs.length}"
             )
-        column = header.index("label")
-        labels = []
-        for number, line in lines[1:]:
-            fields = line.split("\t")
-            if len(fields) <= column:
-                raise InputError(
-                    f"{path}:{number}: {len(fields)} columns, expected at least {column + 1}"
-                )
-            labels.append((number, fields[column].strip()))
-        if not labels:
-            raise InputError(f"{path}: the file has a header and no rows")
-        return labels
-    return [(number, line.strip()) for number, line in lines]
+        counts.add(ours.spans, theirs.spans)
+        length = ours.length if ours.length is not None else theirs.length
+        if length is None:
+            lengths_known = False
+            continue
+        ours_tags = _tags(predictions, ours, length, scheme)
+        theirs_tags = _tags(gold, theirs, length, scheme)
+        correct_tokens += sum(p == g for p, g in zip(ours_tags, theirs_tags))
+        tokens += length
+    result = counts.scores()
+    if lengths_known:
+        result["token_accuracy"] = correct_tokens / tokens if tokens else 0.0
+    return {**result, "count": len(expected), "main": "f1"}
+
+
+def _tags(path: Path, sentence: Sentence, length: int, scheme: str) -> list:
+    """The sentence's tags as given, or written from its spans over `length` positions."""
+    if sentence.tags is not None:
+        return sentence.tags
+    for kind, start, end in sentence.spans:
+        if end >= length:
+            raise InputError(
+                f"{path}:{sentence.line}: {kind} span [{start}, {end}] ends outside the "
+                f"sentence of {length} positions"
+            )
+    return tags_from_spans(sentence.spans, length, scheme)
+
+
+def entity_types(path: Path) -> set:
+    """Entity types named by a tag list file (O, B-TYPE, I-TYPE, ..., one per line)."""
+    types = set()
+    for number, tag in read_labels(path):
+        prefix, dash, kind = tag.partition("-")
+        if tag != "O" and not (dash and kind and prefix in ("B", "I", "E", "S")):
+            raise InputError(f"{path}:{number}: {tag!r} is not a tag (O, B-TYPE, I-TYPE, ...)")
+        if kind:
+            types.add(kind)
+    return types
+
+
+# ---- classification and regression -----------------------------------------------------------
 
 
 def score_labels(task: str, predictions: Path, gold: Path, label_names) -> dict:
     kind, metrics, main = TASK_METRICS[task]
-    predicted, expected = read_labels(predictions), read_labels(gold)
-    _same_length(predictions, len(predicted), gold, len(expected))
+    predicted = read_labels(predictions)
+    log.info("read %d predictions from %s", len(predicted), predictions)
+    expected = read_labels(gold)
+    log.info("read %d gold labels from %s", len(expected), gold)
+    _same_count(predictions, [n for n, _ in predicted], gold, [n for n, _ in expected])
     if kind == "regression":
-        values = [
-            _number(path, n, v)
-            for path, rows in ((predictions, predicted), (gold, expected))
-            for n, v in rows
-        ]
-        predicted_values = np.array(values[: len(predicted)])
-        expected_values = np.array(values[len(predicted) :])
+        predicted_values = np.array([_number(predictions, n, v) for n, v in predicted])
+        expected_values = np.array([_number(gold, n, v) for n, v in expected])
     else:
         names = label_names or KNOWN_LABELS.get(task) or sorted({v for _, v in expected})
         index = {name: i for i, name in enumerate(names)}
@@ -193,18 +163,13 @@ def _number(path: Path, number: int, text: str) -> float:
         raise InputError(f"{path}:{number}: {text!r} is not a number") from None
 
 
-def _same_length(predictions: Path, predicted: int, gold: Path, expected: int) -> None:
-    if predicted != expected:
-        raise InputError(f"{predictions} has {predicted} examples but {gold} has {expected}")
-
-
-# ---- report ------------------------------------------------------------------------------
+# ---- report --------------------------------------------------------------------------------
 
 
 def format_report(task: str, result: dict) -> str:
     if "per_type" not in result:
         values = [f"{name} {result[name]:.4f}" for name in result if name not in ("count", "main")]
-        return f"{task}: {', '.join(values)} ({result['count']} examples)"
+        return f"{task}: {', '.join(values)} ({result['count']} examples, main: {result['main']})"
     lines = [f"{'type':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
     for kind, scores in result["per_type"].items():
         lines.append(
@@ -216,13 +181,15 @@ def format_report(task: str, result: dict) -> str:
         f"{result['f1']:>10.4f}{result['support']:>9d}"
     )
     if "token_accuracy" in result:
-        lines.append(f"token accuracy (not entity F1): {result['token_accuracy']:.4f}")
+        lines.append(
+            f"token accuracy (per position, not entity F1): {result['token_accuracy']:.4f}"
+        )
     lines.append(f"{result['count']} sentences")
     return "\n".join(lines)
 
 
 def write_json(path: Path, value: dict) -> None:
-    """Write atomically: a failed run leaves no half-written report."""
+    """Write to a temporary file, then rename: a failed run leaves no half-written report."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -235,52 +202,68 @@ def write_json(path: Path, value: dict) -> None:
         raise
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tinybert-eval", description="Score predictions against gold labels."
+        prog="tinybert-eval", description="Score predictions against gold labels or entities."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     score = commands.add_parser(
         "score",
         help="score a predictions file against a gold file",
-        description=__doc__.split("\n\n", 2)[2],
+        description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    score.add_argument("--task", required=True, help=f"task name: {', '.join(TASK_METRICS)}")
     score.add_argument(
-        "--predictions",
+        "--task",
         required=True,
+        help=f"task name, which fixes the metrics: {', '.join(TASK_METRICS)} "
+        "(aliases sst-2, mnli-mm, sts-b)",
+    )
+    score.add_argument(
+        "--predictions", required=True, type=Path, help="predicted labels or entities"
+    )
+    score.add_argument(
+        "--gold", required=True, type=Path, help="gold labels or entities, in any of the formats"
+    )
+    score.add_argument(
+        "--output", type=Path, help="also write the report as JSON to this file (atomically)"
+    )
+    score.add_argument(
+        "--labels",
         type=Path,
-        help="predicted labels, tags or CLUENER JSON lines",
+        help="allowed labels, one per line or JSON lines with a 'label' field (e.g. TNEWS "
+        "labels.json); default: the task's fixed set, else the gold file's labels. For NER: "
+        "the tag list (O, B-TYPE, I-TYPE, ...), whose types are allowed; default CLUENER's",
     )
     score.add_argument(
-        "--gold", required=True, type=Path, help="gold labels, in any of the same formats"
+        "--scheme",
+        choices=["BIO", "BIOES"],
+        default="BIO",
+        help="NER tag scheme of tag-sequence files, and of tags written from spans for token "
+        "accuracy (default BIO)",
     )
-    score.add_argument("--output", type=Path, help="also write the report as JSON here")
-    score.add_argument(
-        "--labels", type=Path, help="label names, one per line (default: the task's own)"
-    )
-    score.add_argument(
-        "--scheme", choices=["BIO", "BIOES"], default="BIO", help="tag scheme for NER (default BIO)"
-    )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="tinybert-eval: %(message)s")
     try:
         task = task_name(args.task)
         if TASK_METRICS[task][0] == "ner":
-            result = score_entities(args.predictions, args.gold, args.scheme)
+            types = entity_types(args.labels) if args.labels else set(CLUENER_TYPES)
+            result = score_entities(args.predictions, args.gold, args.scheme, types)
         else:
-            names = [n for _, n in _lines(args.labels)] if args.labels else None
+            names = [name for _, name in read_labels(args.labels)] if args.labels else None
             result = score_labels(task, args.predictions, args.gold, names)
     except (InputError, ValueError) as error:
         print(f"tinybert-eval: error: {error}", file=sys.stderr)
         return 1
     print(format_report(task, result))
     if args.output:
-        write_json(
-            args.output,
-            {"task": task, "predictions": str(args.predictions), "gold": str(args.gold), **result},
-        )
-        print(f"report written to {args.output}")
+        report = {"task": task, "predictions": str(args.predictions), "gold": str(args.gold)}
+        write_json(args.output, {**report, **result})
+        log.info("report written to %s", args.output)
     return 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .metrics import METRICS
-from .spans import SpanCounts, spans_from_tags
+from .spans import SpanCounts, check_tags, spans_from_tags
 
 IGNORE_INDEX = -100
 
@@ -36,8 +36,32 @@ CLUENER_TYPES = (
 CLUENER_TAGS = ["O"] + [f"{prefix}-{kind}" for kind in CLUENER_TYPES for prefix in ("B", "I")]
 
 
+def scored(labels: np.ndarray, mask=None) -> np.ndarray:
+    """True where a label counts: not IGNORE_INDEX, and not masked out (mask 0)."""
+    keep = labels != IGNORE_INDEX
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.size != labels.size:
+            raise ValueError(f"mask has shape {mask.shape} but labels have {labels.shape}")
+        keep &= mask.reshape(labels.shape) != 0
+    return keep
+
+
+def _predicted_ids(logits_or_predictions, labels: np.ndarray) -> np.ndarray:
+    """Predicted ids shaped like `labels`; logits (one more axis) give their argmax."""
+    predictions = np.asarray(logits_or_predictions)
+    if predictions.ndim == labels.ndim + 1:
+        predictions = predictions.argmax(-1)
+    if predictions.shape != labels.shape:
+        raise ValueError(
+            f"predictions have shape {np.shape(logits_or_predictions)} but labels have "
+            f"{labels.shape}: expected ids shaped like the labels, or logits with one more axis"
+        )
+    return predictions
+
+
 class Evaluator:
-    """Collects predictions batch by batch; subclasses say how to score them."""
+    """Classification: collects predicted and gold ids batch by batch, scores them at the end."""
 
     def __init__(self, main: str, metrics=(), labels=None):
         self.main = main
@@ -49,24 +73,19 @@ class Evaluator:
         self.predictions, self.references = [], []
 
     def update(self, logits_or_predictions, labels, mask=None) -> None:
-        predictions = np.asarray(logits_or_predictions)
+        """logits [batch, classes] or ids [batch]; labels [batch]; mask [batch] (0 = skip)."""
         labels = np.asarray(labels)
-        if predictions.ndim == labels.ndim + 1:  # logits: the highest-scoring class
-            predictions = predictions.argmax(-1)
-        predictions = predictions.reshape(len(labels), *labels.shape[1:])
-        keep = labels != IGNORE_INDEX
-        if mask is not None:
-            keep &= np.asarray(mask).reshape(labels.shape) != 0
+        predictions = _predicted_ids(logits_or_predictions, labels)
+        keep = scored(labels, mask)
         self.predictions.append(predictions[keep])
         self.references.append(labels[keep])
 
-    def _arrays(self) -> tuple:
-        if not self.predictions:
-            return np.zeros(0), np.zeros(0)
-        return np.concatenate(self.predictions), np.concatenate(self.references)
-
     def compute(self) -> dict:
-        predictions, references = self._arrays()
+        if not self.predictions:
+            predictions = references = np.zeros(0)
+        else:
+            predictions = np.concatenate(self.predictions)
+            references = np.concatenate(self.references)
         if not len(references):  # nothing scored: every metric is 0 rather than undefined
             return {**dict.fromkeys(self.metrics, 0.0), "count": 0, "main": self.main}
         result = {name: METRICS[name](predictions, references) for name in self.metrics}
@@ -78,9 +97,14 @@ class RegressionEvaluator(Evaluator):
 
     def update(self, logits_or_predictions, labels, mask=None) -> None:
         labels = np.asarray(labels, np.float64).reshape(-1)
-        predictions = np.asarray(logits_or_predictions, np.float64).reshape(len(labels))
-        keep = labels != IGNORE_INDEX if mask is None else np.asarray(mask).reshape(-1) != 0
-        self.predictions.append(predictions[keep])
+        predictions = np.asarray(logits_or_predictions, np.float64)
+        if predictions.size != labels.size:
+            raise ValueError(
+                f"predictions have shape {predictions.shape} but labels have {labels.shape}: "
+                "expected one value per example"
+            )
+        keep = scored(labels, mask)
+        self.predictions.append(predictions.reshape(-1)[keep])
         self.references.append(labels[keep])
 
 
@@ -91,6 +115,7 @@ class TaggingEvaluator(Evaluator):
     """
 
     def __init__(self, labels, scheme: str = "BIO"):
+        check_tags(labels, scheme)
         self.scheme = scheme
         super().__init__("f1", labels=labels)
 
@@ -99,18 +124,16 @@ class TaggingEvaluator(Evaluator):
         self.correct_tokens = self.tokens = self.sentences = 0
 
     def update(self, logits_or_predictions, labels, mask=None) -> None:
-        predictions = np.asarray(logits_or_predictions)
+        """logits [batch, seq, tags] or ids [batch, seq]; labels and mask [batch, seq]."""
         labels = np.asarray(labels)
+        predictions = np.asarray(logits_or_predictions)
         if labels.ndim == 1:  # one sentence
             labels, predictions = labels[None], predictions[None]
             mask = None if mask is None else np.asarray(mask)[None]
-        if predictions.ndim == labels.ndim + 1:
-            predictions = predictions.argmax(-1)
-        for row, (predicted, gold) in enumerate(zip(predictions, labels)):
-            keep = gold != IGNORE_INDEX
-            if mask is not None:
-                keep &= np.asarray(mask[row]) != 0
-            predicted, gold = predicted[keep], gold[keep]
+        predictions = _predicted_ids(predictions, labels)
+        keep = scored(labels, mask)
+        for predicted, gold, row_keep in zip(predictions, labels, keep):
+            predicted, gold = predicted[row_keep], gold[row_keep]
             self.spans.add(
                 spans_from_tags(self._names(predicted), self.scheme),
                 spans_from_tags(self._names(gold), self.scheme),
@@ -120,8 +143,9 @@ class TaggingEvaluator(Evaluator):
             self.sentences += 1
 
     def _names(self, ids) -> list:
-        if any(i < 0 or i >= len(self.labels) for i in ids):
-            bad = next(int(i) for i in ids if i < 0 or i >= len(self.labels))
+        outside = (ids < 0) | (ids >= len(self.labels))
+        if outside.any():
+            bad = int(ids[outside][0])
             raise ValueError(f"tag id {bad} is outside the {len(self.labels)} tags {self.labels}")
         return [self.labels[i] for i in ids]
 
@@ -162,11 +186,18 @@ def task_name(name: str) -> str:
     return key
 
 
-def get_evaluator(task: str, labels=None, scheme: str = "BIO") -> Evaluator:
-    """The evaluator for a task. NER needs its tag list in id order (default: CLUENER's)."""
+def scheme_of(tags) -> str:
+    """BIOES if any tag carries an E- or S- prefix, else BIO."""
+    return "BIOES" if any(tag[:2] in ("E-", "S-") for tag in tags) else "BIO"
+
+
+def get_evaluator(task: str, labels=None) -> Evaluator:
+    """The evaluator for a task. NER takes its tag list in id order (default: CLUENER's BIO
+    tags, as tinybert-data numbers them); the scheme, BIO or BIOES, is read from the tags."""
     kind, metrics, main = TASK_METRICS[task_name(task)]
     if kind == "ner":
-        return TaggingEvaluator(labels or CLUENER_TAGS, scheme)
+        tags = list(labels) if labels is not None else CLUENER_TAGS
+        return TaggingEvaluator(tags, scheme_of(tags))
     if kind == "regression":
         return RegressionEvaluator(main, metrics, labels)
     return Evaluator(main, metrics, labels)

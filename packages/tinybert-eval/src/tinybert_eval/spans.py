@@ -8,6 +8,9 @@ so the figures equal seqeval's:
 - an entity starts at `B-X` or `S-X`, and also at an `I-X`/`E-X` that follows `O`, an
   entity's end (`E-`, `S-`) or a tag of another type (a stray `I-` opens an entity);
 - it ends before `B-`, `S-`, `O` or a tag of another type, and after `E-` or `S-`.
+
+The same rules read BIO and BIOES (conlleval's do); the scheme says which prefixes a tag
+sequence may use, so that an `E-` or `S-` tag in a BIO sequence is an error, not a guess.
 """
 
 from __future__ import annotations
@@ -16,11 +19,26 @@ from collections import Counter
 
 from .metrics import precision_recall_f1
 
-SCHEMES = ("BIO", "BIOES")
+# scheme -> the prefixes its entity tags may carry
+SCHEMES = {"BIO": ("B", "I"), "BIOES": ("B", "I", "E", "S")}
+
+
+def check_tags(tags, scheme: str) -> None:
+    """ValueError naming the first tag that is neither `O` nor PREFIX-TYPE of the scheme."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
+    prefixes = SCHEMES[scheme]
+    for position, tag in enumerate(tags):
+        prefix, dash, kind = tag.partition("-")
+        if tag != "O" and not (prefix in prefixes and dash and kind):
+            raise ValueError(
+                f"tag {tag!r} at position {position} is not a {scheme} tag "
+                f"(O or {'/'.join(prefixes)}-TYPE)"
+            )
 
 
 def _split(tag: str) -> tuple:
-    if tag == "O" or not tag:
+    if tag == "O":
         return "O", ""
     prefix, _, kind = tag.partition("-")
     return prefix, kind
@@ -43,9 +61,10 @@ def _starts(previous: str, previous_type: str, prefix: str, kind: str) -> bool:
 
 
 def spans_from_tags(tags, scheme: str = "BIO") -> list:
-    """Entities of one tag sequence, e.g. ["B-name", "I-name", "O"] -> [("name", 0, 1)]."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
+    """Entities of one tag sequence, e.g. ["B-name", "I-name", "O"] -> [("name", 0, 1)].
+
+    `tags` must all belong to `scheme` (ValueError otherwise)."""
+    check_tags(tags, scheme)
     spans = []
     previous, previous_type, start = "O", "", None
     for position, tag in enumerate([*tags, "O"]):
@@ -69,7 +88,8 @@ def spans_from_cluener(label: dict) -> list:
 
 
 def tags_from_spans(spans, length: int, scheme: str = "BIO") -> list:
-    """The tag sequence of `length` positions holding `spans` (which must not overlap)."""
+    """The tag sequence of `length` positions holding `spans`. Spans should not overlap: where
+    they do, a later span overwrites an earlier one's tags, as a tagger's output would."""
     tags = ["O"] * length
     for kind, start, end in spans:
         if scheme == "BIOES" and start == end:
