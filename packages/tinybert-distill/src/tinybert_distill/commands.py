@@ -113,6 +113,22 @@ def task_of(config: dict, *datasets) -> tuple:
     return name, task_type, list(task["labels"])
 
 
+def task_data(config: dict) -> tuple:
+    """(train data or None, evaluation data or None, task type, labels) of a task command."""
+    kind = config["dataset_type"]
+    train = (
+        load_dataset(config["train_data_dir"], dataset_type=kind) if config["do_train"] else None
+    )
+    evaluation_data = (
+        load_dataset(config["eval_data_dir"], dataset_type=kind) if config["do_eval"] else None
+    )
+    datasets = [d for d in (train, evaluation_data) if d is not None]
+    if not datasets:
+        raise ConfigError("nothing to do: do_train and do_eval are both false")
+    _, task_type, labels = task_of(config, *datasets)
+    return train, evaluation_data, task_type, labels
+
+
 def evaluation_for(config: dict, dataset, best_path) -> Evaluation:
     batch_size = int(config["eval_cfg"]["batch_size"])
     metric = config.get("assessment_method")
@@ -192,20 +208,8 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
     """Two-phase task distillation; returns the best evaluation result (empty without eval)."""
     run = run_settings(config, rank, world_size)
     set_seed(run.seed)
-    train = (
-        load_dataset(config["train_data_dir"], dataset_type=config["dataset_type"])
-        if config["do_train"]
-        else None
-    )
-    evaluation_data = (
-        load_dataset(config["eval_data_dir"], dataset_type=config["dataset_type"])
-        if config["do_eval"]
-        else None
-    )
+    train, evaluation_data, task_type, labels = task_data(config)
     datasets = [d for d in (train, evaluation_data) if d is not None]
-    if not datasets:
-        raise ConfigError("nothing to do: do_train and do_eval are both false")
-    _, task_type, labels = task_of(config, *datasets)
 
     if not config["do_train"]:
         return _evaluate_only(config, config["load_td1_ckpt_path"], evaluation_data, run)
@@ -311,20 +315,8 @@ def fine_tune(config: dict, rank: int = 0, world_size: int = 1) -> dict:
     """Fine-tune a model on a task; best.ckpt is the teacher task distillation needs."""
     run = run_settings(config, rank, world_size)
     set_seed(run.seed)
-    train = (
-        load_dataset(config["train_data_dir"], dataset_type=config["dataset_type"])
-        if config["do_train"]
-        else None
-    )
-    evaluation_data = (
-        load_dataset(config["eval_data_dir"], dataset_type=config["dataset_type"])
-        if config["do_eval"]
-        else None
-    )
+    train, evaluation_data, task_type, labels = task_data(config)
     datasets = [d for d in (train, evaluation_data) if d is not None]
-    if not datasets:
-        raise ConfigError("nothing to do: do_train and do_eval are both false")
-    _, task_type, labels = task_of(config, *datasets)
     if not config["do_train"]:
         return _evaluate_only(config, config["load_ckpt_path"], evaluation_data, run)
     if not config["load_ckpt_path"]:
