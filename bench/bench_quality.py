@@ -131,31 +131,27 @@ def chinese_teacher(english: Path, english_vocab: Path, vocab: Path, output: Pat
     import mindspore as ms
     import numpy as np
 
+    from tinybert_data import BertTokenizer
     from tinybert_model import BertModel, read_checkpoint, save_checkpoint
 
     source = read_checkpoint(english)
-    english_tokens = english_vocab.read_text(encoding="utf-8").rstrip("\n").split("\n")
-    english_ids = {token: i for i, token in enumerate(english_tokens)}
-    tokens = vocab.read_text(encoding="utf-8").rstrip("\n").split("\n")
-    model = BertModel(dataclasses.replace(source.config, vocab_size=len(tokens)))
+    english_ids = BertTokenizer.from_vocab(english_vocab).vocab
+    chinese_ids = BertTokenizer.from_vocab(vocab).vocab
+    model = BertModel(dataclasses.replace(source.config, vocab_size=len(chinese_ids)))
     table_name = "embeddings.word_embeddings.embedding_table"
-    for name, parameter in model.parameters_and_names():
-        if name != table_name:
-            parameter.set_data(ms.Tensor(source.tensors[name]))
     # New rows are drawn with the mean and spread of MiniLM's own rows, per dimension, so that
     # the encoder sees new characters at the scale its pretrained layers were trained on.
     english_rows = source.tensors[table_name]
     rng = np.random.default_rng(0)
     rows = rng.normal(
-        english_rows.mean(0), english_rows.std(0), (len(tokens), english_rows.shape[1])
-    )
-    rows = rows.astype(np.float32)
-    shared = [(i, english_ids[token]) for i, token in enumerate(tokens) if token in english_ids]
+        english_rows.mean(0), english_rows.std(0), (len(chinese_ids), english_rows.shape[1])
+    ).astype(np.float32)
+    shared = [(i, english_ids[token]) for token, i in chinese_ids.items() if token in english_ids]
     for chinese_id, english_id in shared:
         rows[chinese_id] = english_rows[english_id]
-    table = model.embeddings.word_embeddings.embedding_table
-    table.set_data(ms.Tensor(rows))
-    print(f"Chinese teacher: {len(shared)} of {len(tokens)} embeddings from MiniLM", flush=True)
+    for name, parameter in model.parameters_and_names():
+        parameter.set_data(ms.Tensor(rows if name == table_name else source.tensors[name]))
+    print(f"Chinese teacher: {len(shared)} of {len(rows)} embeddings from MiniLM", flush=True)
     save_checkpoint(model, output)
     return output
 
