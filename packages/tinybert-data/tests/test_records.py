@@ -9,6 +9,7 @@ from tfrecord.reader import tfrecord_loader
 from tfrecord.writer import TFRecordWriter
 
 from tinybert_data import (
+    DataError,
     RecordsError,
     RecordsWriter,
     load_records,
@@ -274,11 +275,18 @@ def test_reader_accepts_any_valid_example_encoding():
         parse_examples([floats])
 
 
-def test_header_only_file_gives_an_empty_dataset(tmp_path, uncased_vocab):
-    empty = tmp_path / "dev.tsv"
-    empty.write_text("sentence\tlabel\n")
-    summary = write_task_records("sst2", empty, uncased_vocab, tmp_path / "out", 16)
-    assert summary.num_rows == 0
-    loaded = load_records(tmp_path / "out")
-    assert loaded["input_ids"].shape == (0, 16) and loaded["label_ids"].shape == (0,)
-    assert validate_records(tmp_path / "out")["num_rows"] == 0
+def test_header_only_or_empty_file_is_refused_and_validate_refuses_zero_rows(
+    tmp_path, uncased_vocab
+):
+    # Issue 14 item 5 (this test replaces one that asserted the 0-row dataset).
+    for name, text in [("header.tsv", "sentence\tlabel\n"), ("empty.tsv", "")]:
+        empty = tmp_path / name
+        empty.write_text(text)
+        with pytest.raises(DataError, match=rf"{name}: no examples: the file is empty"):
+            write_task_records("sst2", empty, uncased_vocab, tmp_path / name[:-4], 16)
+        assert not (tmp_path / name[:-4]).exists()
+    # A 0-row directory written before this check still loads (empty), but does not validate.
+    write(tmp_path / "old", [])
+    assert load_records(tmp_path / "old")["input_ids"].shape == (0, 8)
+    with pytest.raises(RecordsError, match="the files hold no rows"):
+        validate_records(tmp_path / "old")

@@ -58,6 +58,10 @@ def write_task_records(
     """Read task file(s), build features at `seq_length` and write a records directory.
 
     `name` names the shard files (default: the stem of the first input, e.g. `train`).
+    task.json says `"labelled": true` for train and dev files, `false` for a test file (no
+    labels at all: every label_ids is IGNORE_INDEX, so it cannot be trained or scored on).
+    A file with no examples (empty, a header only, or every row skipped), or inputs that mix
+    labelled and unlabelled rows, raise DataError and write nothing.
     """
     start = time.perf_counter()
     task = get_task(task) if isinstance(task, str) else task
@@ -79,18 +83,34 @@ def write_task_records(
     total_lines = sum(_count_lines(p) for p in inputs)
     writer = RecordsWriter(output, name or inputs[0].stem, shapes, metadata, vocab, format, shards)
     bar = tqdm(total=total_lines, unit=" lines", disable=not progress, desc=task.name)
+    labelled = None  # whether the first input file has labels; the others must agree
     with writer, bar:
         for path in inputs:
             logger.info("reading %s as %s", path, task.name)
             examples = task.read(path, on_error=on_error, skipped=summary.skipped)
-            lines_done = 0
+            lines_done, rows_before, skipped_before = 0, writer.num_rows, len(summary.skipped)
             featurize = partial(task.features, tokenizer=tokenizer, seq_length=seq_length)
             for chunk, features in ahead(featurize, _chunks(examples, TASK_CHUNK)):
+                if labelled is None:
+                    labelled = chunk[0].label is not None
+                elif labelled != (chunk[0].label is not None):
+                    this, other = ("no labels", "has") if labelled else ("labels", "has none")
+                    raise DataError(
+                        path,
+                        chunk[0].line,
+                        f"this file has {this} but {inputs[0]} {other}: one dataset is "
+                        "labelled throughout or not at all",
+                    )
                 writer.write({c: features[c] for c in COLUMNS})
                 counts.update(features["label_ids"][features["label_ids"] >= 0].ravel().tolist())
                 bar.update(chunk[-1].line - lines_done)
                 lines_done = chunk[-1].line
             bar.update(_count_lines(path) - lines_done)
+            if writer.num_rows == rows_before:
+                bad = len(summary.skipped) > skipped_before
+                what = "has only bad rows (all skipped)" if bad else "is empty or a header only"
+                raise DataError(path, None, f"no examples: the file {what}")
+        writer.metadata["labelled"] = labelled
     summary.num_rows = writer.num_rows
     summary.files = writer.file_names
     summary.label_counts = {task.labels[i]: counts[i] for i in sorted(counts)}
@@ -152,6 +172,8 @@ def write_corpus_records(
             writer.write({c: rows[c] for c in COLUMNS[:3]})
             summary.num_tokens += int(rows["input_mask"].sum())
         bar.update(total_bytes - bar.n)
+        if writer.num_rows == 0:
+            raise DataError(", ".join(map(str, files)), None, "no text: the corpus is empty")
     summary.num_rows = writer.num_rows
     summary.files = writer.file_names
     summary.seconds = time.perf_counter() - start

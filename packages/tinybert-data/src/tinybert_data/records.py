@@ -7,16 +7,24 @@ tokenized with.
 
 Writing is atomic: everything is written into a hidden temporary folder inside the output
 directory and moved to its final name only when complete, `task.json` last; a failed run
-removes the temporary folder and leaves no file under a final name. TFRecord rows go to the
-shards in turn (row i to shard i mod N); readers interleave the shards back into row order.
+removes the temporary folder and leaves no file under a final name. The folder is named
+`.tinybert-data-<host>-<pid>-<random>`, so that a later run into the same directory can tell
+the folder of a writer that was killed (its pid no longer runs) and remove it. TFRecord rows
+go to the shards in turn (row i to shard i mod N); readers interleave the shards back into
+row order, and check that the files hold exactly the rows task.json (or schema.json)
+promises and that no token id lies outside the vocabulary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -30,6 +38,10 @@ from tinybert_data.tfrecord_format import framed_examples, iter_records, parse_e
 COLUMNS = ("input_ids", "segment_ids", "input_mask", "label_ids")  # this order everywhere
 FORMATS = ("tfrecord", "mindrecord")
 SCHEMA_FILE, TASK_FILE, VOCAB_FILE = "schema.json", "task.json", "vocab.txt"
+TEMPORARY_PREFIX = ".tinybert-data-"
+# A temporary folder that names no writer on this host (older name, other host) is taken to
+# be stale once nothing in it has changed for this long: a live writer appends all the time.
+STALE_AFTER_SECONDS = 3600
 
 
 def shard_file_names(name: str, num_shards: int, format: str = "tfrecord") -> list[str]:
@@ -109,7 +121,9 @@ class RecordsWriter:
         self.file_names = shard_file_names(name, num_shards, format)
         self._created_output_dir = not self.output_dir.exists()
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=".tinybert-data-", dir=self.output_dir))
+        remove_stale_temporaries(self.output_dir)
+        writer = f"{TEMPORARY_PREFIX}{socket.gethostname()}-{os.getpid()}-"
+        self._tmp = Path(tempfile.mkdtemp(prefix=writer, dir=self.output_dir))
         try:
             if format == "mindrecord":
                 self._shards = MindRecordShards(
@@ -130,7 +144,8 @@ class RecordsWriter:
                 raise ValueError(
                     f"column {name} has rows of shape {values.shape[1:]}, not {self.shapes[name]}"
                 )
-        self._shards.write(batch)
+        with _naming_output(self.output_dir):
+            self._shards.write(batch)
         self.num_rows += len(next(iter(batch.values())))
 
     def __enter__(self) -> RecordsWriter:
@@ -138,9 +153,10 @@ class RecordsWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self._shards.close()
-            if exc_type is None:
-                self._commit()
+            with _naming_output(self.output_dir):
+                self._shards.close()
+                if exc_type is None:
+                    self._commit()
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
             if (
@@ -170,6 +186,62 @@ class RecordsWriter:
         for file_name in [*data_files, SCHEMA_FILE, VOCAB_FILE, TASK_FILE]:
             if (self._tmp / file_name).exists():
                 os.replace(self._tmp / file_name, self.output_dir / file_name)
+
+
+@contextlib.contextmanager
+def _naming_output(directory: Path) -> Iterator[None]:
+    """Re-raise an OSError that names no file (a full disk: `[Errno 28] No space left on
+    device`, a size limit: `[Errno 27] File too large`) as one naming the output directory."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, f"{error.strerror} (writing records)", str(directory)) from None
+
+
+def remove_stale_temporaries(directory) -> list[Path]:
+    """Remove the temporary folders that killed writers left in a records directory.
+
+    A folder is stale when the writer its name records (host and pid) no longer runs on this
+    host, or, when its name records none this host can check, when nothing in it has changed
+    for STALE_AFTER_SECONDS. Returns the folders removed.
+    """
+    named = re.compile(re.escape(TEMPORARY_PREFIX) + r"(?P<host>.+)-(?P<pid>\d+)-[^-]+")
+    removed = []
+    for folder in Path(directory).glob(TEMPORARY_PREFIX + "*"):
+        if not folder.is_dir():
+            continue
+        match = named.fullmatch(folder.name)
+        if match and match["host"] == socket.gethostname():
+            stale = not _process_alive(int(match["pid"]))
+        else:
+            stale = time.time() - _last_change(folder) > STALE_AFTER_SECONDS
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _last_change(folder: Path) -> float:
+    """The latest modification time of a folder or anything directly in it."""
+    times = [folder.stat().st_mtime]
+    for item in folder.iterdir():
+        try:
+            times.append(item.stat().st_mtime)
+        except FileNotFoundError:  # removed meanwhile
+            pass
+    return max(times)
 
 
 def _remove_stale_shards(directory: Path, keep: set) -> None:
@@ -225,17 +297,44 @@ def read_records(
 
     `path` is a records directory or one record file; `columns` (default: all, in record
     order) picks columns. Needs no TensorFlow or MindSpore, except for MindRecord files.
+
+    A file holding more or fewer rows than task.json (or schema.json) promises raises
+    RecordsError naming it, as does a token id outside task.json's vocab_size (naming the
+    file and record): a shard cut at a record boundary is otherwise a valid, shorter file.
     """
     format, files = record_files(path)
+    promised, promised_per_file = _promised_rows(path, files)
+    vocab_size = _task_of(path).get("vocab_size")
     if format == "mindrecord":
-        yield from read_mindrecord(files[0], batch_size, columns, order=COLUMNS)
+
+        def mindrecord_row(row: int) -> str:
+            return f"{files[0]}: row {row}"
+
+        batches = read_mindrecord(files[0], batch_size, columns, order=COLUMNS)
+        num_rows = 0
+        for batch in _check_vocab(batches, vocab_size, mindrecord_row):
+            num_rows += len(next(iter(batch.values())))
+            yield batch
+        if promised is not None:
+            _check_count(files[0], num_rows, promised)
         return
+
+    def tfrecord_row(row: int) -> str:  # row i is in shard i % n
+        return f"{files[row % len(files)]}: record {row // len(files)}"
+
     shapes = _column_shapes(path)
-    records = _interleave([iter_records(f) for f in files])
-    done = 0
-    while batch := list(islice(records, batch_size)):
-        yield _to_arrays(parse_examples(batch, first_index=done), columns, shapes)
-        done += len(batch)
+    per_file = promised_per_file or {}
+    records = _interleave([_counted_records(f, per_file.get(f)) for f in files])
+
+    def batches() -> Iterator[dict]:
+        done = 0
+        while batch := list(islice(records, batch_size)):
+            yield _to_arrays(parse_examples(batch, first_index=done), columns, shapes)
+            done += len(batch)
+        if promised is not None:
+            _check_count(Path(path), done, promised)
+
+    yield from _check_vocab(batches(), vocab_size, tfrecord_row)
 
 
 def load_records(path, columns: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -246,6 +345,77 @@ def load_records(path, columns: Sequence[str] | None = None) -> dict[str, np.nda
         names = columns or list(shapes)
         return {c: np.zeros((0, *shapes.get(c, ())), np.int32) for c in names}
     return {c: np.concatenate([b[c] for b in batches]) for c in batches[0]}
+
+
+def _task_of(path) -> dict:
+    """task.json of a records directory, or of the directory holding a record file."""
+    path = Path(path)
+    return read_task_info(path if path.is_dir() else path.parent)
+
+
+def _promised_rows(path, files: list[Path]) -> tuple[int | None, dict[Path, int] | None]:
+    """How many rows `files` must hold together (task.json's num_rows, or schema.json's
+    numRows), and each of them when task.json lists the shards (row i went to shard i % n)."""
+    path = Path(path)
+    directory = path if path.is_dir() else path.parent
+    info = read_task_info(directory)
+    schema_file = directory / SCHEMA_FILE
+    schema = json.loads(schema_file.read_text()) if schema_file.is_file() else {}
+    num_rows = info.get("num_rows", schema.get("numRows"))
+    if schema.get("numRows", num_rows) != num_rows:
+        raise RecordsError(
+            f"{directory}: task.json promises {num_rows} rows, schema.json {schema['numRows']}"
+        )
+    shards = [directory / f for f in info.get("files", [])]
+    if num_rows is None or not shards:
+        return num_rows, None
+    if any(f not in shards for f in files):
+        return None, None  # a record file task.json does not list: nothing to check it against
+    quotient, remainder = divmod(num_rows, len(shards))
+    share = {f: quotient + (i < remainder) for i, f in enumerate(shards)}
+    return sum(share[f] for f in files), {f: share[f] for f in files}
+
+
+def _counted_records(file: Path, promised: int | None) -> Iterator[bytes]:
+    """The records of one TFRecord file, checked to be exactly `promised` many (if given)."""
+    count = 0
+    for record in iter_records(file):
+        count += 1
+        if promised is not None and count > promised:
+            _check_count(file, count, promised, at_least=True)
+        yield record
+    if promised is not None:
+        _check_count(file, count, promised)
+
+
+def _check_count(file: Path, count: int, promised: int, at_least: bool = False) -> None:
+    if count != promised:
+        holds = f"more than {promised}" if at_least else str(count)
+        raise RecordsError(
+            f"{file}: holds {holds} rows, but task.json/schema.json promise {promised} "
+            "(a file cut short, replaced or from another run)"
+        )
+
+
+def _check_vocab(batches: Iterator[dict], vocab_size: int | None, where) -> Iterator[dict]:
+    """Pass batches through; RecordsError at the first input id outside [0, vocab_size),
+    `where(row)` naming the file and record that holds it."""
+    done = 0
+    for batch in batches:
+        ids = batch.get("input_ids")
+        if vocab_size is not None and ids is not None and len(ids):
+            ids = ids.reshape(len(ids), -1)
+            outside = (ids < 0) | (ids >= vocab_size)
+            bad_rows = np.flatnonzero(outside.any(axis=1))
+            if len(bad_rows):
+                row = bad_rows[0]
+                value = ids[row][outside[row]][0]
+                raise RecordsError(
+                    f"{where(done + int(row))}: input_ids holds {value}, outside the "
+                    f"vocabulary of {vocab_size} tokens (vocab_size in task.json)"
+                )
+        done += len(next(iter(batch.values())))
+        yield batch
 
 
 def _interleave(iterators: list) -> Iterator:
@@ -292,7 +462,7 @@ def validate_records(path) -> dict:
     """Check the records of a TFRecord directory against its schema.json.
 
     Every record must hold exactly the schema's columns as int64 lists of the schema's shape,
-    and the row count must equal numRows. Returns {"num_rows", "columns", "files"}; raises
+    and the row count must equal numRows and be more than 0. Returns {"num_rows", "columns", "files"}; raises
     RecordsError listing what is wrong.
     """
     path = Path(path)
@@ -339,6 +509,8 @@ def validate_records(path) -> dict:
         num_rows += seen
     if schema.get("numRows") != num_rows:
         problems.append(f"numRows is {schema.get('numRows')}, the files hold {num_rows} rows")
+    if num_rows == 0:
+        problems.append("the files hold no rows: nothing to train or evaluate on")
     if problems:
         raise RecordsError(
             f"{path}: records disagree with {SCHEMA_FILE}:\n  " + "\n  ".join(problems)

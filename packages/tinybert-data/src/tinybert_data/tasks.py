@@ -47,11 +47,15 @@ class Task:
         """Examples of the file at `path`, in file order.
 
         A bad row raises `DataError` (file, line, what is wrong) or, with `on_error="skip"`, is
-        logged, appended to `skipped` when given, and left out.
+        logged, appended to `skipped` when given, and left out. A file is labelled throughout
+        (train, dev) or not at all (a test file): a row whose label is there, or missing,
+        unlike the first row's always raises `DataError`, whatever `on_error` says, because
+        the unlabelled rows would otherwise train with label IGNORE_INDEX.
         """
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, not {on_error!r}")
         parse_line = self.line_parser(path)
+        first = None  # the first example, which decides whether the file is labelled
         for line_number, text in _lines(path):
             try:
                 example = parse_line(text, line_number)
@@ -62,8 +66,13 @@ class Task:
                 if skipped is not None:
                     skipped.append(error)
                 continue
-            if example is not None:
-                yield example
+            if example is None:
+                continue
+            if first is None:
+                first = example
+            elif (example.label is None) != (first.label is None):
+                raise DataError(path, line_number, _mixed_labels(example, first))
+            yield example
 
     def line_parser(self, path) -> Callable[[str, int], Example | None]:
         """A fresh parser for one file: (line text, line number) -> the example on that line,
@@ -86,12 +95,22 @@ class Task:
         return features
 
 
+def _mixed_labels(example: Example, first: Example) -> str:
+    """The error for a row labelled unlike the first row of its file."""
+    this, other = ("no label", "one") if example.label is None else ("a label", "none")
+    return (
+        f"this row has {this} but line {first.line} has {other}: a file is labelled "
+        "throughout (train, dev) or not at all (a test file)"
+    )
+
+
 def _lines(path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of every non-blank line; only "\\n" ends a line, "\\r\\n" is fine."""
+    """(line number, text) of every non-blank line; only "\\n" ends a line, "\\r\\n" is fine,
+    and a UTF-8 byte-order mark before the first line is skipped."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
-                text = raw.decode("utf-8").rstrip("\r\n")
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as error:
                 raise DataError(path, number, f"not UTF-8 text ({error.reason})") from None
             if text.strip():
@@ -127,7 +146,7 @@ class GlueTask(Task):
                 raise DataError(
                     path, line, f"expected {num_fields} tab-separated columns, found {len(fields)}"
                 )
-            label = None if columns[-1] < 0 else fields[columns[-1]]
+            label = None if columns[-1] < 0 or not fields[columns[-1]] else fields[columns[-1]]
             if label is not None and label not in self.labels:
                 raise DataError(
                     path, line, f"unknown label {label!r}, expected one of {self.labels}"
@@ -200,6 +219,7 @@ class Tnews(JsonLinesTask):
     def parse_record(self, record: dict, path, line: int) -> Example:
         sentence = self.field(record, "sentence", path, line)
         label = record.get("label")  # the test file has none
+        label = None if label == "" else label
         if label is not None and label not in self.labels:
             raise DataError(path, line, f"unknown label {label!r}, expected one of {self.labels}")
         return Example(sentence, None, label, str(path), line)

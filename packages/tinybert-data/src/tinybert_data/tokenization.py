@@ -60,6 +60,16 @@ def truncated_lengths(len_a: np.ndarray, len_b: np.ndarray, budget: int) -> tupl
     return len_a - from_a, len_b - from_b
 
 
+def read_vocab(path: str | Path) -> dict[str, int]:
+    """token -> id of a `vocab.txt`, read as `tokenizers` reads one (only "\\n" ends a line,
+    trailing whitespace is dropped, a repeated token keeps its last id), BOM ignored."""
+    text = Path(path).read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline ending the last line
+    return {line.rstrip(): index for index, line in enumerate(lines)}
+
+
 class BertTokenizer:
     """BERT WordPiece tokenizer; build it with `BertTokenizer.from_vocab(vocab_path)`."""
 
@@ -78,9 +88,12 @@ class BertTokenizer:
 
     @classmethod
     def from_vocab(cls, path: str | Path, do_lower_case: bool = True) -> BertTokenizer:
-        """Tokenizer for a BERT `vocab.txt` (one token per line, line number = id)."""
-        model = models.WordPiece.from_file(
-            str(path), unk_token="[UNK]", max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD
+        """Tokenizer for a BERT `vocab.txt` (one token per line, line number = id).
+
+        A UTF-8 byte-order mark at the start of the file is not part of the first token.
+        """
+        model = models.WordPiece(
+            read_vocab(path), unk_token="[UNK]", max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD
         )
         tokenizer = Tokenizer(model)
         # strip_accents=None follows lowercase: uncased strips accents after lower-casing,

@@ -189,17 +189,36 @@ def format_report(task: str, result: dict) -> str:
 
 
 def write_json(path: Path, value: dict) -> None:
-    """Write to a temporary file, then rename: a failed run leaves no half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a temporary file, then rename: a failed run leaves no half-written report.
+
+    The report gets the mode of any new file (0666 minus the umask; tempfile's is 0600). An
+    OSError about the temporary, or about no file (a full disk), is raised naming `path`; the
+    temporary is never left behind.
+    """
+    prefix = f".{path.name}."
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(value, out, indent=2, ensure_ascii=False)
-            out.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(value, out, indent=2, ensure_ascii=False)
+                out.write("\n")
+            os.chmod(temporary, _new_file_mode())
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError as error:
+        if error.filename is None or Path(error.filename).name.startswith(prefix):
+            raise OSError(error.errno, error.strerror, str(path)) from None
         raise
+
+
+def _new_file_mode() -> int:
+    """0666 minus the umask, the mode `open()` gives a new file."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,7 +281,11 @@ def main(argv=None) -> int:
     print(format_report(task, result))
     if args.output:
         report = {"task": task, "predictions": str(args.predictions), "gold": str(args.gold)}
-        write_json(args.output, {**report, **result})
+        try:
+            write_json(args.output, {**report, **result})
+        except OSError as error:  # an unwritable folder, a path that is a file, a full disk
+            print(f"tinybert-eval: error: cannot write the report: {error}", file=sys.stderr)
+            return 1
         log.info("report written to %s", args.output)
     return 0
 

@@ -30,9 +30,10 @@ class InputError(ValueError):
 
 
 def read_lines(path: Path) -> list:
-    """(line number, text) of every line up to the last non-blank one; an empty file is an error."""
+    """(line number, text) of every line up to the last non-blank one; an empty file is an error.
+    A UTF-8 byte-order mark at the start (Windows editors write one) is not part of line 1."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except IsADirectoryError:

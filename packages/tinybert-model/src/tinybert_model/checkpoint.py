@@ -1,9 +1,12 @@
 """MindSpore checkpoints that describe themselves.
 
 Every checkpoint we write embeds its `BertConfig` (as JSON) and the name of the model class
-it belongs to, so `load_model(path)` rebuilds the model with nothing else to hand. Files are
-written atomically: a temporary file in the same folder, renamed at the end, so a failed
-run never leaves a half-written checkpoint under the final name.
+it belongs to, so `load_model(path)` rebuilds the model with nothing else to hand, and a
+CRC-32 of every tensor's bytes ("tensor_checksums": JSON {name: "crc32:<8 hex>"}), checked
+on every read so that a flipped byte is an error naming the tensor, not a wrong prediction
+(checkpoints written before, or by others, have none and load unchecked). Files are written
+atomically: a temporary file in the same folder, renamed at the end, so a failed run never
+leaves a half-written checkpoint under the final name.
 
 Two layers:
 - `read_checkpoint` / `write_checkpoint` move plain numpy dicts (what the converters use);
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_KEY = "bert_config"
 ARCHITECTURE_KEY = "architecture"
+CHECKSUMS_KEY = "tensor_checksums"
 
 
 class Checkpoint(NamedTuple):
@@ -49,9 +54,12 @@ def read_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"{path}: not a readable MindSpore checkpoint ({error})") from None
     config_json = entries.pop(CONFIG_KEY, None)
     architecture = entries.pop(ARCHITECTURE_KEY, None)
+    checksums = entries.pop(CHECKSUMS_KEY, None)
     tensors = {
         name: value.asnumpy() for name, value in entries.items() if hasattr(value, "asnumpy")
     }
+    if isinstance(checksums, str):
+        _verify_checksums(tensors, json.loads(checksums), path)
     extra = {name: value for name, value in entries.items() if isinstance(value, str)}
     config = BertConfig.from_dict(json.loads(config_json)) if isinstance(config_json, str) else None
     architecture = architecture if isinstance(architecture, str) else None
@@ -74,12 +82,47 @@ def write_checkpoint(
         for name, value in tensors.items()
     ]
     strings = dict(extra or {})
+    strings[CHECKSUMS_KEY] = json.dumps({e["name"]: _checksum(e["data"].asnumpy()) for e in entries})
     if config is not None:
         strings[CONFIG_KEY] = json.dumps(config.to_dict())
     if architecture is not None:
         strings[ARCHITECTURE_KEY] = architecture
     with atomic_path(path, suffix=".ckpt") as temporary:
         ms.save_checkpoint(entries, temporary, append_dict=strings or None)
+
+
+def _checksum(array: np.ndarray) -> str:
+    return f"crc32:{zlib.crc32(np.ascontiguousarray(array).data):08x}"
+
+
+def _verify_checksums(tensors: dict, checksums: dict, path) -> None:
+    """Every tensor with a stored checksum is there and has the bytes it was written with."""
+    for name, expected in checksums.items():
+        if name not in tensors:
+            raise CheckpointError(f"{path}: tensor {name} is missing (the file is damaged)")
+        if _checksum(tensors[name]) != expected:
+            raise CheckpointError(
+                f"{path}: tensor {name} does not match its checksum: the file is corrupt "
+                "(copy or convert it again)"
+            )
+
+
+def stored_architecture(checkpoint: Checkpoint, config: BertConfig, source) -> str:
+    """The architecture a checkpoint stores or, for one that stores none, the one whose
+    tensors it holds; CheckpointError in one sentence when it holds no architecture's."""
+    if checkpoint.architecture:
+        return checkpoint.architecture
+    names = {n for n in checkpoint.tensors if not n.startswith("fit_dense.")}
+    matching = [a for a in ARCHITECTURES if set(expected_shapes(config, a)) == names]
+    if len(matching) > 1:  # classification and tagging heads have the same tensors
+        return architecture_for(config) if architecture_for(config) in matching else matching[0]
+    if matching:
+        return matching[0]
+    raise CheckpointError(
+        f"{source}: the checkpoint stores no architecture and its {len(names)} tensors are "
+        f"not those of any of {', '.join(ARCHITECTURES)} with this config (e.g. a model-zoo "
+        "checkpoint: convert it with zoo2ms first)"
+    )
 
 
 def expected_shapes(config: BertConfig, architecture: str) -> dict:
@@ -139,6 +182,11 @@ def check_tensors(tensors: dict, config: BertConfig, architecture: str, source) 
         for n in expected
         if n in tensors and tuple(tensors[n].shape) != expected[n]
     ]
+    # An integer tensor in place of a weight is never one: float weights cast to int are
+    # mostly zeros, and would convert and load as such.
+    not_float = [
+        f"{n}: {tensors[n].dtype}" for n in expected if n in tensors and not _is_float(tensors[n])
+    ]
     problems = []
     if missing:
         problems.append(f"missing tensors: {name_some(missing)}")
@@ -146,8 +194,14 @@ def check_tensors(tensors: dict, config: BertConfig, architecture: str, source) 
         problems.append(f"unexpected tensors: {name_some(unexpected)}")
     if wrong:
         problems.append(f"wrong shapes: {name_some(wrong)}")
+    if not_float:
+        problems.append(f"not floating-point weights: {name_some(not_float)}")
     if problems:
         raise CheckpointError(f"{source}: " + "; ".join(problems))
+
+
+def _is_float(array: np.ndarray) -> bool:
+    return np.issubdtype(array.dtype, np.floating) or array.dtype.name == "bfloat16"
 
 
 # ---- model cells -------------------------------------------------------------------------
@@ -202,10 +256,13 @@ def _load_tensors(tensors: dict, model, strict: bool, path) -> LoadReport:
         if tuple(value.shape) != tuple(param.shape):
             wrong.append(f"{candidate}: {tuple(value.shape)}, model has {tuple(param.shape)}")
             continue
+        if not _is_float(value) and param.dtype.is_floating_point:
+            wrong.append(f"{candidate}: {value.dtype}, not a floating-point weight")
+            continue
         param.set_data(ms.Tensor(value, dtype=param.dtype))
         used.add(candidate)
     if wrong:
-        raise CheckpointError(f"{path}: shape mismatch: {name_some(wrong)}")
+        raise CheckpointError(f"{path}: shape or type mismatch: {name_some(wrong)}")
     if missing and strict:
         raise CheckpointError(f"{path}: missing tensors: {name_some(missing)}")
     unused = sorted(set(tensors) - used)

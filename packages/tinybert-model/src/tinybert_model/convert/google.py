@@ -11,7 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..checkpoint import read_checkpoint, write_checkpoint
+from ..checkpoint import read_checkpoint, stored_architecture, write_checkpoint
 from ..config import BertConfig
 from ..errors import CheckpointError
 from ..files import atomic_path
@@ -101,7 +101,7 @@ def ms_to_tf(input_ckpt, output_prefix, config=None) -> str:
     config = config or checkpoint.config
     if config is None:
         raise CheckpointError(f"{input_ckpt}: no embedded config; pass --config")
-    architecture = checkpoint.architecture or "BertModel"
+    architecture = stored_architecture(checkpoint, config, input_ckpt)
     if architecture == "BertForTokenClassification":
         raise CheckpointError(f"{input_ckpt}: Google's TF BERT has no token-classification head")
     tensors = {n: v for n, v in checkpoint.tensors.items() if not n.startswith("fit_dense.")}

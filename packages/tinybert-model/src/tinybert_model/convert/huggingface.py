@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from ..checkpoint import read_checkpoint, write_checkpoint
+from ..checkpoint import read_checkpoint, stored_architecture, write_checkpoint
 from ..config import BertConfig
 from ..errors import CheckpointError
 from ..files import atomic_path
@@ -162,7 +162,7 @@ def ms_to_hf(input_ckpt, output_dir, config=None, vocab=None) -> str:
     config = config or checkpoint.config
     if config is None:
         raise CheckpointError(f"{input_ckpt}: no embedded config; pass --config")
-    architecture = checkpoint.architecture or "BertModel"
+    architecture = stored_architecture(checkpoint, config, input_ckpt)
     tensors = {n: v for n, v in checkpoint.tensors.items() if not n.startswith("fit_dense.")}
     if len(tensors) < len(checkpoint.tensors):
         log.info("%s: fit_dense is a distillation-only layer; not written", input_ckpt)

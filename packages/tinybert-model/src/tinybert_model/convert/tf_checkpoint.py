@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import struct
 import uuid
 from typing import BinaryIO, Union
@@ -40,6 +41,7 @@ import crc32c
 import numpy as np
 
 from ..errors import CheckpointError
+from ..files import remove_stale_temporaries
 
 __all__ = ["read_tf_checkpoint", "write_tf_checkpoint"]
 
@@ -165,6 +167,7 @@ def write_tf_checkpoint(prefix: PathLike, tensors: dict[str, np.ndarray]) -> Non
     finished: list[str] = []
     try:
         os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
+        remove_stale_temporaries(os.path.dirname(prefix) or ".")
         data_tmp = _temporary_file(data_path, temporaries)
         records = [(b"", _encode_header(num_shards=1))]
         with open(data_tmp, "wb") as data_file:
@@ -263,7 +266,9 @@ def _temporary_file(final_path: str, temporaries: list[str]) -> str:
     """Create an empty temporary file beside ``final_path`` (same file system, so the final
     rename is atomic) and remember it for clean-up. Unlike tempfile.mkstemp (always mode
     0600) this honours the umask, so the checkpoint gets the permissions of any new file."""
-    tmp = f"{final_path}.tmp-{uuid.uuid4().hex}"
+    folder, name = os.path.split(final_path)
+    writer = f"tinybert-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
+    tmp = os.path.join(folder, f".{name}.{writer}.tmp")  # the name files.py cleans up after
     with open(tmp, "xb"):
         pass
     temporaries.append(tmp)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import yaml
 
-from ..checkpoint import read_checkpoint, write_checkpoint
+from ..checkpoint import read_checkpoint, stored_architecture, write_checkpoint
 from ..config import BertConfig
 from ..errors import CheckpointError
 from .core import check_layer_count, export_tensors, import_tensors
@@ -167,7 +167,7 @@ def ms_to_zoo(
     config = config or checkpoint.config
     if config is None:
         raise CheckpointError(f"{input_ckpt}: no embedded config; pass --config")
-    architecture = checkpoint.architecture or "BertModel"
+    architecture = stored_architecture(checkpoint, config, input_ckpt)
     if zoo_prefix and not zoo_prefix.endswith("."):
         zoo_prefix += "."
     layout = ZooLayout(zoo_prefix, zoo_word)
