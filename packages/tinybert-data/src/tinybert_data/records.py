@@ -182,10 +182,15 @@ class RecordsWriter:
             files=self.file_names,
         )
         (self._tmp / TASK_FILE).write_text(json.dumps(task, indent=2, ensure_ascii=False) + "\n")
-        _remove_stale_shards(self.output_dir, keep=set(data_files))
+        # Until the new task.json replaces the old one, the old one still describes a whole
+        # dataset (a kill -9 meanwhile leaves the earlier run readable); its shards that this
+        # run does not rewrite go after that, so the directory never mixes two runs.
+        earlier_files = _files_of_earlier_run(self.output_dir)
         for file_name in [*data_files, SCHEMA_FILE, VOCAB_FILE, TASK_FILE]:
             if (self._tmp / file_name).exists():
                 os.replace(self._tmp / file_name, self.output_dir / file_name)
+        for file_name in earlier_files - set(data_files):
+            (self.output_dir / file_name).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -244,21 +249,13 @@ def _last_change(folder: Path) -> float:
     return max(times)
 
 
-def _remove_stale_shards(directory: Path, keep: set) -> None:
-    """Drop shards of an earlier run into the same directory that this run does not rewrite,
-    so the directory never mixes two runs."""
-    old = directory / TASK_FILE
-    if not old.is_file():
-        return
+def _files_of_earlier_run(directory: Path) -> set[str]:
+    """The data files (and MindRecord .db indexes) the task.json in `directory` lists."""
     try:
-        old_files = json.loads(old.read_text()).get("files", [])
-    except (json.JSONDecodeError, AttributeError):
-        return
-    for file_name in old_files:
-        for stale in (directory / file_name, directory / f"{file_name}.db"):
-            if stale.name not in keep and stale.is_file():
-                stale.unlink()
-    old.unlink()
+        old_files = json.loads((directory / TASK_FILE).read_text()).get("files", [])
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return set()
+    return {name for file_name in old_files for name in (file_name, f"{file_name}.db")}
 
 
 def read_task_info(path) -> dict:

@@ -37,7 +37,7 @@ def atomic_path(path, suffix: str = ""):
     names no file (`[Errno 28] No space left on device`) is raised again naming `path`.
     """
     path = Path(path)
-    prefix = f".{path.name}.tinybert-{socket.gethostname()}-{os.getpid()}-"
+    prefix = temporary_prefix(path)
     with _naming(path, prefix):
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path.parent)
@@ -54,6 +54,12 @@ def atomic_path(path, suffix: str = ""):
     finally:
         for leftover in path.parent.glob(stem + ".*"):
             leftover.unlink(missing_ok=True)
+
+
+def temporary_prefix(path) -> str:
+    """How the names of this process's temporaries for `path` begin (a random part and
+    `.tmp` follow): `.<name>.tinybert-<host>-<pid>-`."""
+    return f".{Path(path).name}.tinybert-{socket.gethostname()}-{os.getpid()}-"
 
 
 @contextlib.contextmanager

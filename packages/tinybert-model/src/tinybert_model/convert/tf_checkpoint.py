@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import struct
 import uuid
 from typing import BinaryIO, Union
@@ -41,7 +40,7 @@ import crc32c
 import numpy as np
 
 from ..errors import CheckpointError
-from ..files import remove_stale_temporaries
+from ..files import remove_stale_temporaries, temporary_prefix
 
 __all__ = ["read_tf_checkpoint", "write_tf_checkpoint"]
 
@@ -266,9 +265,9 @@ def _temporary_file(final_path: str, temporaries: list[str]) -> str:
     """Create an empty temporary file beside ``final_path`` (same file system, so the final
     rename is atomic) and remember it for clean-up. Unlike tempfile.mkstemp (always mode
     0600) this honours the umask, so the checkpoint gets the permissions of any new file."""
-    folder, name = os.path.split(final_path)
-    writer = f"tinybert-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
-    tmp = os.path.join(folder, f".{name}.{writer}.tmp")  # the name files.py cleans up after
+    folder = os.path.dirname(final_path)
+    # A name remove_stale_temporaries recognises once this process is gone.
+    tmp = os.path.join(folder, f"{temporary_prefix(final_path)}{uuid.uuid4().hex}.tmp")
     with open(tmp, "xb"):
         pass
     temporaries.append(tmp)
