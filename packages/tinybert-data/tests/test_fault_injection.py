@@ -82,4 +82,8 @@ def test_kill_9_while_writing_records_then_rerun(tmp_path, data, uncased_vocab):
     subprocess.run(task_command(train, uncased_vocab, output), check=True)
     assert final_files(output) == expected_files
     assert not list(output.glob(".tinybert-data-*"))
-    report(f"records: kill -9 during tinybert-data task (SST-2 train, {ROWS} rows, 2 shards)", outcomes, KILLS)
+    report(
+        f"records: kill -9 during tinybert-data task (SST-2 train, {ROWS} rows, 2 shards)",
+        outcomes,
+        KILLS,
+    )

@@ -162,7 +162,10 @@ def test_a_byte_order_mark_is_accepted_in_task_files_and_vocabularies(
         vocab_bom.write_bytes(BOM + vocab.read_bytes())
         write_task_records(task, source, vocab, tmp_path / f"{task}-plain", 64)
         write_task_records(task, with_bom, vocab_bom, tmp_path / f"{task}-bom", 64)
-        plain, bom = load_records(tmp_path / f"{task}-plain"), load_records(tmp_path / f"{task}-bom")
+        plain, bom = (
+            load_records(tmp_path / f"{task}-plain"),
+            load_records(tmp_path / f"{task}-bom"),
+        )
         for column in plain:
             np.testing.assert_array_equal(bom[column], plain[column])
     tokenizer = BertTokenizer.from_vocab(tmp_path / "bom-sst2-vocab.txt")

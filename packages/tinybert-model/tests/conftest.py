@@ -3,6 +3,7 @@
 import os
 import resource
 import signal
+import sys
 import traceback
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def fork(body, file_size_limit: int | None = None):
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
                 resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
             with os.fdopen(write_end, "w", buffering=1) as out:
+                sys.stderr = out  # pytest's capture stands in for it in the parent
                 code = body(out) or 0
         except BaseException:
             traceback.print_exc()  # into the pipe: the parent's assertion shows it

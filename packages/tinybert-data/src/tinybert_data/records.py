@@ -242,10 +242,8 @@ def _last_change(folder: Path) -> float:
     """The latest modification time of a folder or anything directly in it."""
     times = [folder.stat().st_mtime]
     for item in folder.iterdir():
-        try:
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile
             times.append(item.stat().st_mtime)
-        except FileNotFoundError:  # removed meanwhile
-            pass
     return max(times)
 
 
@@ -459,8 +457,8 @@ def validate_records(path) -> dict:
     """Check the records of a TFRecord directory against its schema.json.
 
     Every record must hold exactly the schema's columns as int64 lists of the schema's shape,
-    and the row count must equal numRows and be more than 0. Returns {"num_rows", "columns", "files"}; raises
-    RecordsError listing what is wrong.
+    and the row count must equal numRows and be more than 0. Returns {"num_rows", "columns",
+    "files"}; raises RecordsError listing what is wrong.
     """
     path = Path(path)
     schema_file = path / SCHEMA_FILE

@@ -15,6 +15,7 @@ Two layers:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import zlib
@@ -82,13 +83,32 @@ def write_checkpoint(
         for name, value in tensors.items()
     ]
     strings = dict(extra or {})
-    strings[CHECKSUMS_KEY] = json.dumps({e["name"]: _checksum(e["data"].asnumpy()) for e in entries})
+    strings[CHECKSUMS_KEY] = json.dumps(
+        {e["name"]: _checksum(e["data"].asnumpy()) for e in entries}
+    )
     if config is not None:
         strings[CONFIG_KEY] = json.dumps(config.to_dict())
     if architecture is not None:
         strings[ARCHITECTURE_KEY] = architecture
-    with atomic_path(path, suffix=".ckpt") as temporary:
-        ms.save_checkpoint(entries, temporary, append_dict=strings or None)
+    with atomic_path(path, suffix=".ckpt") as temporary, _no_save_failure_log():
+        ms.save_checkpoint(entries, temporary, append_dict=strings)
+
+
+class _SaveFailure(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to save the checkpoint file")
+
+
+@contextlib.contextmanager
+def _no_save_failure_log():
+    """Keep MindSpore from logging its own "Failed to save the checkpoint file <temporary>"
+    before the error is raised: the error then names the final path, in one line."""
+    logger, quiet = ms.log._get_logger(), _SaveFailure()  # MindSpore's logger has no public getter
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def _checksum(array: np.ndarray) -> str:

@@ -99,7 +99,7 @@ class BertConfig:
     def from_json(cls, path) -> BertConfig:
         path = Path(path)
         try:
-            values = json.loads(path.read_text(encoding="utf-8"))
+            values = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is no JSON error
         except FileNotFoundError:
             raise CheckpointError(f"{path}: config file not found") from None
         except json.JSONDecodeError as error:
@@ -160,7 +160,7 @@ class BertConfig:
         path = Path(path)
         try:
             # The zoo's files hold three YAML documents: values, help texts, choices.
-            document = next(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+            document = next(yaml.safe_load_all(path.read_text(encoding="utf-8-sig")))
         except FileNotFoundError:
             raise CheckpointError(f"{path}: config file not found") from None
         except yaml.YAMLError as error:

@@ -41,9 +41,7 @@ def atomic_path(path, suffix: str = ""):
     with _naming(path, prefix):
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path.parent)
-        handle, temporary = tempfile.mkstemp(
-            prefix=prefix, suffix=".tmp" + suffix, dir=path.parent
-        )
+        handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp" + suffix, dir=path.parent)
         os.close(handle)
     stem = Path(temporary.removesuffix(".tmp" + suffix)).name  # every name made from it is ours
     try:

@@ -97,7 +97,7 @@ def hf_to_ms(input_dir, output, strict: bool = True) -> str:
     config_file = directory / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"{directory}: no config.json (a Hugging Face model folder has one)")
-    hf_config = json.loads(config_file.read_text(encoding="utf-8"))
+    hf_config = json.loads(config_file.read_text(encoding="utf-8-sig"))
     tensors = _modern_names(_read_weights(directory))
     backbone_prefix = "bert." if any(n.startswith("bert.") for n in tensors) else ""
     architecture = _architecture(hf_config, tensors)

@@ -67,7 +67,7 @@ def _config_for(path, tensors: dict, layout: ZooLayout, source) -> BertConfig:
     path = Path(path)
     if path.suffix.lower() not in (".yaml", ".yml"):
         return BertConfig.from_file(path)
-    document = next(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    document = next(yaml.safe_load_all(path.read_text(encoding="utf-8-sig")))
     sections = [
         k for k, v in (document or {}).items() if k.endswith("net_cfg") and isinstance(v, dict)
     ]
