@@ -230,3 +230,31 @@ def test_a_full_disk_removes_the_partial_files_and_names_the_path(tmp_path, data
         f"tinybert-data: error: [Errno 27] File too large (writing records): '{out}'\n"
     )
     assert not out.exists()  # the run created it: nothing is left
+
+
+def test_a_full_disk_writing_mindrecord_is_one_line_and_leaves_nothing(
+    tmp_path, data, uncased_vocab
+):
+    pytest.importorskip("mindspore")
+    out = tmp_path / "dev"
+    read_end, write_end = os.pipe()
+    pid = os.fork()  # mindspore is imported here already: no 10-30 s start-up in a new process
+    if pid == 0:
+        code = 2
+        try:
+            os.dup2(write_end, 2)
+            sys.stderr = os.fdopen(write_end, "w", buffering=1)
+            limited_file_size(1_000_000)()
+            code = main(["task", "--task", "sst2", "--input", str(data / "sst2" / "dev.tsv")]
+                        + ["--vocab", str(uncased_vocab), "--output", str(out), "--quiet"]
+                        + ["--format", "mindrecord"])  # fmt: skip
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    err = os.fdopen(read_end).read()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 1
+    assert err == (
+        f"tinybert-data: error: {out}: MindSpore could not write the MindRecord files "
+        "([ERROR] [Internal ERROR] Failed to seekp file.); is the disk full?\n"
+    )
+    assert not out.exists()

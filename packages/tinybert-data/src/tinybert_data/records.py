@@ -152,18 +152,18 @@ class RecordsWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        failed = exc_type is not None
         try:
             with _naming_output(self.output_dir):
-                self._shards.close()
-                if exc_type is None:
+                self._shards.close()  # may fail too: the last buffered bytes hit a full disk
+                if not failed:
                     self._commit()
+        except BaseException:
+            failed = True
+            raise
         finally:
             shutil.rmtree(self._tmp, ignore_errors=True)
-            if (
-                exc_type is not None
-                and self._created_output_dir
-                and not any(self.output_dir.iterdir())
-            ):
+            if failed and self._created_output_dir and not any(self.output_dir.iterdir()):
                 self.output_dir.rmdir()  # a failed run leaves no trace
 
     def _commit(self) -> None:
@@ -196,13 +196,21 @@ class RecordsWriter:
 @contextlib.contextmanager
 def _naming_output(directory: Path) -> Iterator[None]:
     """Re-raise an OSError that names no file (a full disk: `[Errno 28] No space left on
-    device`, a size limit: `[Errno 27] File too large`) as one naming the output directory."""
+    device`, a size limit: `[Errno 27] File too large`) as one naming the output directory,
+    and MindSpore's MindRecord writer's RuntimeError (pages of text) as one line."""
     try:
         yield
     except OSError as error:
         if error.filename is not None:
             raise
         raise OSError(error.errno, f"{error.strerror} (writing records)", str(directory)) from None
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = next((line for line in lines if line.startswith("[ERROR]")), lines[0])
+        raise RecordsError(
+            f"{directory}: MindSpore could not write the MindRecord files ({reason}); "
+            "is the disk full?"
+        ) from None
 
 
 def remove_stale_temporaries(directory) -> list[Path]:
