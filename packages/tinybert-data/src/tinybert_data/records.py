@@ -370,8 +370,8 @@ def _promised_rows(path, files: list[Path]) -> tuple[int | None, dict[Path, int]
             f"{directory}: task.json promises {num_rows} rows, schema.json {schema['numRows']}"
         )
     shards = [directory / f for f in info.get("files", [])]
-    if num_rows is None or not shards:
-        return num_rows, None
+    if num_rows is None or not shards:  # no task.json list: the total is for all files only
+        return (num_rows if path.is_dir() else None), None
     if any(f not in shards for f in files):
         return None, None  # a record file task.json does not list: nothing to check it against
     quotient, remainder = divmod(num_rows, len(shards))
