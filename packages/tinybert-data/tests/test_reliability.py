@@ -237,6 +237,8 @@ def test_a_full_disk_writing_mindrecord_is_one_line_and_leaves_nothing(
 ):
     pytest.importorskip("mindspore")
     out = tmp_path / "dev"
+    argv = ["task", "--task", "sst2", "--input", str(data / "sst2" / "dev.tsv"), "--quiet"]
+    argv += ["--vocab", str(uncased_vocab), "--output", str(out), "--format", "mindrecord"]
     read_end, write_end = os.pipe()
     pid = os.fork()  # mindspore is imported here already: no 10-30 s start-up in a new process
     if pid == 0:
@@ -245,9 +247,7 @@ def test_a_full_disk_writing_mindrecord_is_one_line_and_leaves_nothing(
             os.dup2(write_end, 2)
             sys.stderr = os.fdopen(write_end, "w", buffering=1)
             limited_file_size(1_000_000)()
-            code = main(["task", "--task", "sst2", "--input", str(data / "sst2" / "dev.tsv")]
-                        + ["--vocab", str(uncased_vocab), "--output", str(out), "--quiet"]
-                        + ["--format", "mindrecord"])  # fmt: skip
+            code = main(argv)
         finally:
             os._exit(code)
     os.close(write_end)
