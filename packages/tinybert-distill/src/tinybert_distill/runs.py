@@ -6,7 +6,8 @@ that only change how often it logs, evaluates or saves (`FREE_KEYS`), the number
 checkpoints). Every resumable checkpoint carries this identity in its trainer state, so a
 run resumes, rotates and deletes only its own checkpoints.
 
-`prepare_output`, called before anything is written, refuses
+`prepare_output`, called before anything is written, validates the config's numbers
+(config.validate) and refuses
 - an output path that is a file or cannot be written;
 - a fresh run into a folder that holds an earlier run's checkpoints, models or metrics,
   unless `overwrite` (which deletes them first);
@@ -26,7 +27,7 @@ from typing import NamedTuple
 import mindspore as ms
 import yaml
 
-from .config import get, key_paths
+from .config import get, key_paths, validate
 
 log = logging.getLogger("tinybert_distill")
 
@@ -212,7 +213,9 @@ def is_own(path: Path, identity: dict | None) -> bool:
 
 
 def prepare_output(config: dict, rank: int = 0, world_size: int = 1) -> dict:
-    """Check (and on worker 0 create) the output folder; return the run's identity."""
+    """Check the config's values and (creating it on worker 0) the output folder; return
+    the run's identity."""
+    validate(config)  # again: Python callers may have changed the loaded config
     output_dir = Path(config["save_ckpt_path"])
     if rank == 0:
         _writable_folder(output_dir)

@@ -94,11 +94,8 @@ def check_task_teacher(path, labels: list, task_type: str) -> None:
             labels,
         )
         return
-    what = (
-        "the same labels in another order"
-        if sorted(teacher_labels) == sorted(labels)
-        else ("other labels")
-    )
+    reordered = sorted(teacher_labels) == sorted(labels)
+    what = "the same labels in another order" if reordered else "other labels"
     raise ModelError(
         f"{path} predicts {teacher_labels}, the data has {list(labels)} ({what}): its logits "
         f"would teach the wrong labels; fine-tune the teacher on these records"
