@@ -6,8 +6,9 @@
     tinybert-finetune --task_name sst2 --load_ckpt_path teacher.ckpt --train_data_dir ...
 
 Every config key is also a flag (`--help` lists them with their values). Errors in the
-input (files, config keys, shapes that don't fit) end with a one-line message and exit
-code 1, no stack trace.
+input (files, config keys and values, shapes that don't fit, an output folder holding
+another run) end with a one-line message and exit code 1, no stack trace; once the run has
+started, the message is also the last line of log.txt.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
+import traceback
 from pathlib import Path
 
 import yaml
@@ -23,8 +26,16 @@ from tqdm import tqdm
 from tinybert_model import CheckpointError
 
 from .commands import fine_tune, general_distillation, task_distillation
-from .config import ConfigError, apply_overrides, describe, load_config, packaged_config
+from .config import (
+    ConfigError,
+    apply_overrides,
+    describe,
+    load_config,
+    packaged_config,
+    validate,
+)
 from .data import DataError
+from .runs import RunError, prepare_output
 from .students import ModelError
 from .trainer import LOG_TXT
 
@@ -35,7 +46,8 @@ USER_ERRORS = (
     DataError,
     ModelError,
     CheckpointError,
-    FileNotFoundError,
+    RunError,
+    OSError,  # a full disk, a folder that cannot be written: one line naming the file
     FloatingPointError,
 )
 
@@ -111,23 +123,33 @@ def _run(prog: str, summary: str, default_config: str, command, argv) -> int:
     show_help = "-h" in argv or "--help" in argv
     argv = [a for a in argv if a not in ("-h", "--help")]
     try:
-        config_path = _pop_config(argv) or packaged_config(_default_config(default_config, argv))
+        config_path = _pop_config(argv) or packaged_config(
+            _default_config(default_config, argv, show_help)
+        )
         config = load_config(config_path)
         if show_help:
             print(f"usage: {prog} [--config PATH] [--KEY VALUE ...]\n\n{summary}\n")
             print(f"--config PATH   YAML config (default: {config_path})")
+            if default_config == "td_config":
+                print(
+                    "--task_name     sst2, qnli, mnli, tnews or cluener: picks td_config/TASK.yaml"
+                )
             print("Every key below can be set as --KEY VALUE (dotted for nested keys):\n")
             print(describe(config))
             return 0
-        apply_overrides(config, argv)
+        validate(apply_overrides(config, argv))
     except (ConfigError, OSError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 1
 
+    output_dir = Path(config["save_ckpt_path"])
+    log_ready = False  # once log.txt is open, a failure is written there too
     try:
         rank, world_size = setup_context(config)
-        output_dir = Path(config["save_ckpt_path"])
+        # before anything is written: a refused run leaves the folder as it was
+        prepare_output(config, rank, world_size)
         _setup_logging(output_dir, rank == 0)
+        log_ready = rank == 0
         if rank == 0:
             (output_dir / "config.yaml").write_text(
                 yaml.safe_dump(config, sort_keys=False), encoding="utf-8"
@@ -135,13 +157,40 @@ def _run(prog: str, summary: str, default_config: str, command, argv) -> int:
         log.info("%s: writing to %s (worker %d of %d)", prog, output_dir, rank, world_size)
         command(config, rank, world_size)
     except USER_ERRORS as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        message = f"{prog}: error: {_one_line(error)}"
+        print(message, file=sys.stderr)
+        if log_ready:
+            _note_in_log(output_dir, message)
         return 1
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; continue with --resume true", file=sys.stderr)
+        message = f"{prog}: interrupted; continue with --resume true"
+        print(message, file=sys.stderr)
+        if log_ready:
+            _note_in_log(output_dir, message)
         return 130
+    except Exception:
+        # a bug, not bad input: the traceback goes to the console and into log.txt
+        if log_ready:
+            _note_in_log(output_dir, f"{prog}: failed\n{traceback.format_exc()}")
+        raise
     log.info("%s: done; outputs in %s", prog, output_dir)
     return 0
+
+
+def _one_line(error: Exception) -> str:
+    """An OSError names its file ("path: No space left on device"); others are one line."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    return str(error)
+
+
+def _note_in_log(output_dir: Path, message: str) -> None:
+    """Append why the run stopped to log.txt (best effort: the disk may be what failed)."""
+    try:
+        with open(output_dir / "log.txt", "a", encoding="utf-8") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+    except OSError:
+        pass
 
 
 def _pop_config(argv: list):
@@ -158,8 +207,9 @@ def _pop_config(argv: list):
     return None
 
 
-def _default_config(default: str, argv: list) -> str:
-    """tinybert-td --task_name qnli uses the packaged td_config/qnli.yaml."""
+def _default_config(default: str, argv: list, show_help: bool = False) -> str:
+    """tinybert-td --task_name qnli uses the packaged td_config/qnli.yaml (--help alone
+    shows td_config/sst2.yaml's keys: every task's config has the same ones)."""
     if default != "td_config":
         return default
     for index, argument in enumerate(argv):
@@ -167,6 +217,8 @@ def _default_config(default: str, argv: list) -> str:
             return f"td_config/{argv[index + 1].lower().replace('-', '')}"
         if argument.startswith("--task_name="):
             return f"td_config/{argument.split('=', 1)[1].lower().replace('-', '')}"
+    if show_help:
+        return "td_config/sst2"
     raise ConfigError(
         "pass --config td_config.yaml or --task_name (sst2, qnli, mnli, tnews, cluener)"
     )

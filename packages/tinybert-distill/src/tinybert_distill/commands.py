@@ -25,8 +25,10 @@ from .data import DataError, load_dataset
 from .distillers import DistillationLoss, FineTuneLoss
 from .evaluation import evaluate
 from .losses import check_layer_map, uniform_layer_map
+from .runs import prepare_output
 from .students import (
     ModelError,
+    check_distillable,
     check_vocab,
     copy_teacher_layers,
     encoder_of,
@@ -47,11 +49,9 @@ LABELLED_COLUMNS = (*TEXT_COLUMNS, "label_ids")
 
 
 def run_settings(config: dict, rank: int, world_size: int) -> Run:
-    output_dir = Path(config["save_ckpt_path"])
-    if rank == 0:
-        output_dir.mkdir(parents=True, exist_ok=True)
+    identity = prepare_output(config, rank, world_size)  # refuses another run's folder
     return Run(
-        output_dir=output_dir,
+        output_dir=Path(config["save_ckpt_path"]),
         seed=int(config["seed"]),
         shuffle=bool(config["do_shuffle"]),
         save_ckpt_step=int(config["save_ckpt_step"]),
@@ -60,6 +60,7 @@ def run_settings(config: dict, rank: int, world_size: int) -> Run:
         rank=rank,
         world_size=world_size,
         log_every=int(config["log_every"]),
+        identity=identity,
     )
 
 
@@ -172,6 +173,7 @@ def general_distillation(config: dict, rank: int = 0, world_size: int = 1) -> Pa
     student = TinyBertStudent(model, teacher.config.hidden_size)
     if layers:
         identity_fit_dense(student)
+    check_distillable(teacher.config, model.config, data.task, data.path, layers=True)
     hidden_map, attention_map = layer_maps(
         config, model.config.num_hidden_layers, teacher.config.num_hidden_layers
     )
@@ -235,11 +237,7 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
             "set load_gd_ckpt_path (tinybert-gd output) or init_student_from_teacher_layers"
         )
     student_config = student.model.config
-    if student_config.vocab_size != teacher.config.vocab_size:
-        raise ModelError(
-            f"student vocabulary {student_config.vocab_size} differs from the teacher's "
-            f"{teacher.config.vocab_size}"
-        )
+    check_distillable(teacher.config, student_config, train.task, train.path, not skip_phase1)
     hidden_map, attention_map = layer_maps(
         config, student_config.num_hidden_layers, teacher.config.num_hidden_layers
     )

@@ -47,7 +47,10 @@ KEY_HELP = {
     "task_type": "classification, regression or ner (default: from the data's task.json)",
     "assessment_method": "metric that picks the best checkpoint (default: the task's own)",
     "seed": "seed for initial weights and data order",
-    "resume": "continue from the newest checkpoint in save_ckpt_path",
+    "resume": "continue this run from its newest checkpoint in save_ckpt_path (refused if a "
+    "setting that changes the data order or the schedule differs from the saved run's)",
+    "overwrite": "start afresh in a save_ckpt_path that holds an earlier run's checkpoints, "
+    "models and metrics, deleting them first (without it such a folder is refused)",
     "log_every": "steps between lines in log.txt and metrics.jsonl",
     "hidden_layer_map": "teacher hidden state for each student one, embedding output first "
     "(null: spread evenly)",
@@ -76,6 +79,64 @@ KEY_HELP = {
 }
 
 
+# Keys every command has, added when a config file leaves them out (configs written
+# before the key existed, or a user's own).
+COMMON_DEFAULTS = {"overwrite": False}
+
+
+def _whole(low, also=None):
+    """A whole number >= low (or exactly `also`, e.g. train_steps -1)."""
+    text = f">= {low}" if also is None else f"{also} or >= {low}"
+    return True, (lambda v: v >= low or v == also), f"a whole number {text}"
+
+
+def _number(test, text):
+    return False, test, f"a number {text}"
+
+
+# Allowed values of every numeric key, by leaf name: (whole numbers only, test, wording).
+# Checked when a config is loaded, so that a bad value stops before anything is read or built.
+RANGES = {
+    "epoch_size": _whole(1),
+    "td_phase1_epoch_size": _whole(1),
+    "td_phase2_epoch_size": _whole(1),
+    "train_steps": _whole(1, also=-1),
+    "batch_size": _whole(1),
+    "save_ckpt_step": _whole(1),
+    "max_ckpt_num": _whole(1),
+    "log_every": _whole(1),
+    "eval_step": _whole(0),
+    "device_id": _whole(0),
+    "seed": (True, lambda v: 0 <= v < 2**32, "a whole number in [0, 2**32)"),
+    "scale_window": _whole(1),
+    "loss_scale_value": _number(lambda v: v > 0, "> 0"),
+    "scale_factor": _number(lambda v: v >= 1, ">= 1 (1: a fixed loss scale)"),
+    "learning_rate": _number(lambda v: v > 0, "> 0"),
+    "end_learning_rate": _number(lambda v: v >= 0, ">= 0"),
+    "power": _number(lambda v: v > 0, "> 0"),
+    "weight_decay": _number(lambda v: v >= 0, ">= 0"),
+    "eps": _number(lambda v: v > 0, "> 0"),
+    "warmup_ratio": _number(lambda v: 0 <= v < 1, "in [0, 1)"),
+    "attention_loss_weight": _number(lambda v: v >= 0, ">= 0"),
+    "hidden_loss_weight": _number(lambda v: v >= 0, ">= 0"),
+    "prediction_loss_weight": _number(lambda v: v >= 0, ">= 0"),
+    "temperature": _number(lambda v: v > 0, "> 0"),
+    # the general student's shape (bert_student_net_cfg)
+    "vocab_size": _whole(1),
+    "hidden_size": _whole(1),
+    "num_hidden_layers": _whole(1),
+    "num_attention_heads": _whole(1),
+    "intermediate_size": _whole(1),
+    "max_position_embeddings": _whole(1),
+    "type_vocab_size": _whole(1),
+    "initializer_range": _number(lambda v: v > 0, "> 0"),
+    "hidden_dropout_prob": _number(lambda v: 0 <= v < 1, "in [0, 1)"),
+    "attention_probs_dropout_prob": _number(lambda v: 0 <= v < 1, "in [0, 1)"),
+}
+NULLABLE = ("vocab_size",)  # null: the teacher's
+LAYER_LISTS = ("hidden_layer_map", "attention_layer_map", "init_student_from_teacher_layers")
+
+
 class ConfigError(ValueError):
     """A config file or override that cannot be used."""
 
@@ -98,7 +159,45 @@ def load_config(path) -> dict:
         raise ConfigError(f"{path}: not valid YAML ({error})") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values")
+    for key, value in COMMON_DEFAULTS.items():
+        config.setdefault(key, value)
     return config
+
+
+def validate(config: dict) -> dict:
+    """Check every numeric key against its range, and the layer lists; raise ConfigError
+    naming the first key that is wrong. Whole numbers written as 2.0 become 2."""
+    for path in key_paths(config):
+        leaf = path.split(".")[-1]
+        value = get(config, path)
+        if leaf in RANGES and not (value is None and leaf in NULLABLE):
+            whole, test, wording = RANGES[leaf]
+            if not _is_number(value):
+                raise ConfigError(f"--{path} is {value!r}; it must be {wording}")
+            if whole and float(value).is_integer():
+                value = int(value)
+                _put(config, path, value)
+            if (whole and not isinstance(value, int)) or not test(value):
+                raise ConfigError(f"--{path} is {value!r}; it must be {wording}")
+        if leaf in LAYER_LISTS and not (value is None or _is_layer_list(value)):
+            raise ConfigError(f"--{path} is {value!r}; it must be a list of layer numbers, or null")
+    return config
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_layer_list(value) -> bool:
+    return isinstance(value, list) and all(_is_number(v) and isinstance(v, int) for v in value)
+
+
+def _put(config: dict, path: str, value) -> None:
+    *parents, leaf = path.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
 
 
 def key_paths(config: dict, prefix: str = "") -> list:

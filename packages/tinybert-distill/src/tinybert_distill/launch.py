@@ -13,6 +13,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 COMMANDS = ("tinybert-gd", "tinybert-td", "tinybert-finetune")
 
@@ -67,7 +68,36 @@ def main(argv=None) -> int:
     args = parser.parse_args(options)
     if args.nproc < 1:
         parser.error("--nproc must be at least 1")
-    return subprocess.call(build_command(args, command))
+    return run_msrun(build_command(args, command), Path(args.log_dir))
+
+
+def run_msrun(command: list, log_dir: Path) -> int:
+    """Run msrun, passing its messages through but not the RuntimeError traceback it ends
+    with when a worker fails: that becomes one line naming the worker's own error."""
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace")
+    in_traceback = False
+    for line in process.stderr:
+        in_traceback = in_traceback or line.startswith("Traceback (most recent call last)")
+        if not in_traceback:
+            sys.stderr.write(line)
+    code = process.wait()
+    if code != 0:
+        print(f"tinybert-launch: error: {worker_error(log_dir)}", file=sys.stderr)
+    return code
+
+
+def worker_error(log_dir: Path) -> str:
+    """What a failed worker said: its `tinybert-xx: error: ...` line, else its last line."""
+    logs = sorted(log_dir.glob("worker_*.log"))
+    for log in logs:
+        errors = [
+            line
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.startswith(tuple(f"{name}: " for name in COMMANDS)) and ": error: " in line
+        ]
+        if errors:
+            return f"{log.stem.replace('_', ' ')} failed: {errors[-1]} (logs in {log_dir})"
+    return f"a worker failed; see the logs in {log_dir}"
 
 
 if __name__ == "__main__":

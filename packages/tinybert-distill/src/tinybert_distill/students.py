@@ -20,6 +20,7 @@ from tinybert_model import (
     read_checkpoint,
 )
 from tinybert_model.checkpoint import named_parameters
+from tinybert_model.modeling import architecture_for
 
 log = logging.getLogger("tinybert_distill")
 
@@ -42,24 +43,88 @@ def with_task(config: BertConfig, labels: list, task_type: str) -> BertConfig:
 
 
 def load_teacher(path, labels=None, task_type=None):
-    """A teacher from its checkpoint; with labels, it must have the matching task head."""
+    """A teacher from its checkpoint; with labels (task distillation), it must have been
+    fine-tuned on these labels, in this order."""
     if not path:
         raise ModelError("load_teacher_ckpt_path is not set")
-    teacher = load_model(path)
-    if labels is None:
-        return teacher
-    expected = head_class(task_type)
-    if not isinstance(teacher, expected):
+    if labels is not None:
+        check_task_teacher(path, labels, task_type)
+    return load_model(path)
+
+
+def check_task_teacher(path, labels: list, task_type: str) -> None:
+    """Refuse a teacher whose task head was never trained, or predicts other labels.
+
+    Distilling from a pretrained teacher's random head is the mistake most often reported
+    against the original TinyBERT code, and a teacher whose labels come in another order
+    teaches the student to swap them (the original code's MNLI results collapsed on it).
+    """
+    checkpoint = read_checkpoint(path)
+    config = checkpoint.config
+    if config is None:
+        raise ModelError(f"{path} has no embedded config (convert it with tinybert-convert)")
+    expected = head_class(task_type).__name__
+    architecture = checkpoint.architecture or architecture_for(config)
+    fine_tune = "run tinybert-finetune first (on these records) and use its best.ckpt"
+    if architecture != expected:
         raise ModelError(
-            f"{path} is a {type(teacher).__name__}; task distillation needs a teacher fine-tuned "
-            f"on the task ({expected.__name__}): run tinybert-finetune first"
+            f"{path} is a {architecture}; task distillation needs a teacher fine-tuned on the "
+            f"task ({expected}): {fine_tune}"
         )
-    if teacher.config.num_labels != len(labels):
+    if not config.labels or "classifier.weight" not in checkpoint.tensors:
         raise ModelError(
-            f"{path} predicts {teacher.config.num_labels} labels {teacher.config.labels}; "
+            f"{path} has a task head that was never trained (no labels in its config or no "
+            f"classifier tensors): {fine_tune}"
+        )
+    teacher_labels = list(config.labels)
+    if len(teacher_labels) != len(labels):
+        raise ModelError(
+            f"{path} predicts {len(teacher_labels)} labels {teacher_labels}; "
             f"the data has {len(labels)} {labels}"
         )
-    return teacher
+    if teacher_labels == list(labels):
+        return
+    unnamed = [[str(i) for i in range(len(labels))], [f"LABEL_{i}" for i in range(len(labels))]]
+    if teacher_labels in unnamed:
+        log.warning(
+            "%s: the teacher's labels are unnamed %s; assuming they are the data's %s in this "
+            "order (if not, the student learns them swapped)",
+            path,
+            teacher_labels,
+            labels,
+        )
+        return
+    reordered = sorted(teacher_labels) == sorted(labels)
+    what = "the same labels in another order" if reordered else "other labels"
+    raise ModelError(
+        f"{path} predicts {teacher_labels}, the data has {list(labels)} ({what}): its logits "
+        f"would teach the wrong labels; fine-tune the teacher on these records"
+    )
+
+
+def check_distillable(
+    teacher: BertConfig, student: BertConfig, data_task: dict, source, layers: bool
+) -> None:
+    """What must hold between a teacher and a student before the loss graph is built.
+
+    Widths may differ (fit_dense maps the student's to the teacher's), but both must read
+    the data's tokens, and the attention loss (`layers`) compares scores head by head.
+    """
+    if student.vocab_size != teacher.vocab_size:
+        raise ModelError(
+            f"the student's vocabulary ({student.vocab_size} tokens) differs from the "
+            f"teacher's ({teacher.vocab_size}): they must share one"
+        )
+    check_vocab(student, data_task, "student", source)
+    if layers and student.num_attention_heads != teacher.num_attention_heads:
+        heads = teacher.num_attention_heads
+        raise ModelError(
+            f"the student has {student.num_attention_heads} attention heads per layer, the "
+            f"teacher {heads}: the attention loss compares them head by head. Give the student "
+            f"{heads} heads (bert_student_net_cfg.num_attention_heads, with hidden_size a "
+            f"multiple of {heads}; for tinybert-td, distil a general student with them), or "
+            "skip phase 1 with load_td1_ckpt_path"
+        )
 
 
 def check_vocab(model_config: BertConfig, data_task: dict, what: str, source) -> None:

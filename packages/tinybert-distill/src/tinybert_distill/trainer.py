@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +30,10 @@ from tinybert_model.checkpoint import named_parameters
 
 from .data import DataError, Dataset, batch_rows, epoch_order, steps_per_epoch
 from .optimization import TrainStep, build_optimizer, learning_rates
+from .runs import TRAINER_STATE, checkpoint_path, is_own, remember_state, saved_checkpoints
 
 log = logging.getLogger("tinybert_distill")
 
-TRAINER_STATE = "trainer_state"
 LOG_TXT = "written_to_log_txt"  # marks log records the trainer already put in log.txt
 
 
@@ -68,6 +67,7 @@ class Run:
     rank: int = 0
     world_size: int = 1
     log_every: int = 1  # steps between lines in log.txt
+    identity: dict | None = None  # runs.run_identity: which checkpoints are this run's
 
     @property
     def is_main(self) -> bool:
@@ -261,14 +261,17 @@ def _state_parameters(phase: Phase, step_cell: TrainStep) -> dict:
 
 
 def _checkpoint_path(run: Run, phase: str, step: int) -> Path:
-    return run.output_dir / "checkpoints" / f"{phase}_step{step:08d}.ckpt"
+    return checkpoint_path(run.output_dir, phase, step)
 
 
 def _checkpoints(run: Run, phase: str) -> list:
-    pattern = re.compile(rf"^{re.escape(phase)}_step(\d+)\.ckpt$")
-    folder = run.output_dir / "checkpoints"
-    found = [(int(m.group(1)), f) for f in folder.glob("*.ckpt") if (m := pattern.match(f.name))]
-    return [f for _, f in sorted(found)]
+    """This run's resumable checkpoints of `phase`, oldest first; other runs' are never
+    resumed, rotated or deleted (runs.prepare_output refuses to mix runs in one folder)."""
+    return [
+        saved.path
+        for saved in saved_checkpoints(run.output_dir)
+        if saved.phase == phase and is_own(saved.path, run.identity)
+    ]
 
 
 def _save_state(phase: Phase, step_cell: TrainStep, run: Run, step: int, best) -> None:
@@ -276,8 +279,11 @@ def _save_state(phase: Phase, step_cell: TrainStep, run: Run, step: int, best) -
     state = {"phase": phase.name, "step": step}
     if best is not None and math.isfinite(best):
         state["best"] = best
+    if run.identity is not None:
+        state["run"] = run.identity
     path = _checkpoint_path(run, phase.name, step)
     write_checkpoint(path, tensors, extra={TRAINER_STATE: json.dumps(state)})
+    remember_state(path, state)
     for old in _checkpoints(run, phase.name)[: -run.max_ckpt_num]:
         old.unlink()
 

@@ -1,0 +1,292 @@
+"""Which run an output folder's state belongs to, and the checks at the start of a run.
+
+A run is identified by everything that decides its result: every config key except the few
+that only change how often it logs, evaluates or saves (`FREE_KEYS`), the number of workers
+(it sets the global batch), and the contents of its inputs (records, teacher and student
+checkpoints). Every resumable checkpoint carries this identity in its trainer state, so a
+run resumes, rotates and deletes only its own checkpoints.
+
+`prepare_output`, called before anything is written, validates the config's numbers
+(config.validate) and refuses
+- an output path that is a file or cannot be written;
+- a fresh run into a folder that holds an earlier run's checkpoints, models or metrics,
+  unless `overwrite` (which deletes them first);
+- `resume` when the saved run's settings differ, naming the keys that do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import mindspore as ms
+import yaml
+
+from .config import get, key_paths, validate
+
+log = logging.getLogger("tinybert_distill")
+
+TRAINER_STATE = "trainer_state"  # the checkpoint entry holding the loop's state (JSON)
+
+# Keys that may change between a run and its resume: they decide how often the run logs,
+# evaluates and saves, or where it runs, not which batches it trains on or with what
+# learning rate. Every other key is part of the run's identity.
+FREE_KEYS = (
+    "log_every",
+    "eval_step",
+    "save_ckpt_step",
+    "max_ckpt_num",
+    "resume",
+    "overwrite",
+    "do_eval",
+    "eval_cfg.batch_size",
+    "device_target",
+    "device_id",
+    "ms_mode",
+    "save_ckpt_path",
+)
+INPUT_FOLDERS = ("data_dir", "train_data_dir", "eval_data_dir", "schema_dir")
+
+# What a training run writes besides log.txt and config.yaml (which a run that failed at
+# the start leaves too, and a rerun may replace).
+OUTPUTS = (
+    "gd.ckpt",
+    "td_phase1.ckpt",
+    "td_phase2.ckpt",
+    "best.ckpt",
+    "last.ckpt",
+    "metrics.jsonl",
+    "summary.json",
+)
+CHECKPOINT_NAME = re.compile(r"^(?P<phase>.+)_step(?P<step>\d+)\.ckpt$")
+
+
+class RunError(ValueError):
+    """An output folder this run cannot use as asked."""
+
+
+class SavedCheckpoint(NamedTuple):
+    phase: str
+    step: int
+    path: Path
+
+
+# ---- identity ----------------------------------------------------------------------------
+
+
+def is_input(path: str) -> bool:
+    """Config keys naming files or folders the run reads: their contents count, not the path."""
+    leaf = path.split(".")[-1]
+    return leaf in INPUT_FOLDERS or (leaf.startswith("load_") and leaf.endswith("_ckpt_path"))
+
+
+def settings_of(config: dict) -> dict:
+    """The keys that decide the data order, the schedule and the models (inputs aside)."""
+    values = {
+        path: get(config, path)
+        for path in key_paths(config)
+        if path not in FREE_KEYS and not is_input(path)
+    }
+    return json.loads(json.dumps(values))  # as they read back from a checkpoint
+
+
+def run_identity(config: dict, world_size: int = 1) -> dict:
+    """{"id", "settings", "inputs"}: what a checkpoint records of the run that wrote it."""
+    settings = {**settings_of(config), "world_size": world_size}
+    inputs = {
+        path: (digest(get(config, path)) if get(config, path) else None)
+        for path in key_paths(config)
+        if is_input(path)
+    }
+    text = json.dumps({"settings": settings, "inputs": inputs}, sort_keys=True)
+    return {
+        "id": hashlib.sha256(text.encode()).hexdigest()[:16],
+        "settings": settings,
+        "inputs": inputs,
+    }
+
+
+def differences(saved: dict, current: dict) -> list:
+    """What differs between two identities, one `key old -> new` text per key."""
+    changed = []
+    before, now = saved.get("settings", {}), current.get("settings", {})
+    for key in sorted(set(before) | set(now)):
+        if before.get(key) != now.get(key):
+            changed.append(f"{key} {_show(before, key)} -> {_show(now, key)}")
+    before, now = saved.get("inputs", {}), current.get("inputs", {})
+    for key in sorted(set(before) | set(now)):
+        if before.get(key) != now.get(key):
+            changed.append(f"{key} (other contents)")
+    return changed
+
+
+def _show(values: dict, key: str) -> str:
+    return json.dumps(values[key]) if key in values else "(not set)"
+
+
+def digest(path) -> str | None:
+    """A short hash of a file's contents, or of every file in a folder (with its name);
+    None when there is nothing there (the command then reports the missing input)."""
+    path = Path(path)
+    if path.is_file():
+        return _file_digest(path)
+    if not path.is_dir():
+        return None
+    total = hashlib.sha256()
+    for file in sorted(path.rglob("*")):
+        relative = file.relative_to(path)
+        if file.is_file() and not any(part.startswith(".") for part in relative.parts):
+            total.update(f"{relative.as_posix()}\0{_file_digest(file)}\0".encode())
+    return total.hexdigest()[:16]
+
+
+_digests: dict = {}  # (path, size, mtime) -> digest: each input is read once per process
+
+
+def _file_digest(path: Path) -> str:
+    status = path.stat()
+    key = (str(path.resolve()), status.st_size, status.st_mtime_ns)
+    if key not in _digests:
+        hasher = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                hasher.update(block)
+        _digests[key] = hasher.hexdigest()[:16]
+    return _digests[key]
+
+
+# ---- saved checkpoints -------------------------------------------------------------------
+
+
+def checkpoint_path(output_dir: Path, phase: str, step: int) -> Path:
+    return Path(output_dir) / "checkpoints" / f"{phase}_step{step:08d}.ckpt"
+
+
+def saved_checkpoints(output_dir: Path) -> list:
+    """Every resumable checkpoint in the folder, whoever wrote it, by phase and step."""
+    found = []
+    for file in (Path(output_dir) / "checkpoints").glob("*.ckpt"):
+        if match := CHECKPOINT_NAME.match(file.name):
+            found.append(SavedCheckpoint(match["phase"], int(match["step"]), file))
+    return sorted(found)
+
+
+_states: dict = {}  # (path, size, mtime) -> trainer state: a checkpoint is read once
+
+
+def trainer_state(path: Path) -> dict | None:
+    """The loop's state stored in a checkpoint; None if it cannot be read."""
+    status = path.stat()
+    key = (str(path.resolve()), status.st_size, status.st_mtime_ns)
+    if key not in _states:
+        try:
+            entries = ms.load_checkpoint(str(path), choice_func=lambda n: n == TRAINER_STATE)
+            _states[key] = json.loads(entries[TRAINER_STATE])
+        except (ValueError, RuntimeError, KeyError, TypeError):
+            return None
+    return _states[key]
+
+
+def remember_state(path: Path, state: dict) -> None:
+    """The state of a checkpoint this process just wrote, so it need not be read back."""
+    status = path.stat()
+    _states[(str(path.resolve()), status.st_size, status.st_mtime_ns)] = state
+
+
+def is_own(path: Path, identity: dict | None) -> bool:
+    """Whether this run wrote the checkpoint. Checkpoints from before run identities (no
+    "run" in their state) belong to whoever resumes them, as they always did."""
+    if identity is None:
+        return True
+    state = trainer_state(path)
+    if state is None:
+        return False
+    return "run" not in state or state["run"]["id"] == identity["id"]
+
+
+# ---- the start of a run ------------------------------------------------------------------
+
+
+def prepare_output(config: dict, rank: int = 0, world_size: int = 1) -> dict:
+    """Check the config's values and (creating it on worker 0) the output folder; return
+    the run's identity."""
+    validate(config)  # again: Python callers may have changed the loaded config
+    output_dir = Path(config["save_ckpt_path"])
+    if rank == 0:
+        _writable_folder(output_dir)
+    identity = run_identity(config, world_size)
+    if config.get("do_train", True):
+        resume, overwrite = bool(config["resume"]), bool(config.get("overwrite"))
+        if resume and overwrite:
+            raise RunError("--resume true and --overwrite true contradict each other: choose one")
+        if resume:
+            _check_resume(output_dir, identity)
+        else:
+            _check_fresh(output_dir, overwrite, remove=rank == 0)
+    return identity
+
+
+def _writable_folder(output_dir: Path) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise RunError(f"save_ckpt_path {output_dir} is a file, not a folder")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as error:
+        raise RunError(
+            f"save_ckpt_path {output_dir}: cannot write there ({error.strerror})"
+        ) from None
+
+
+def _check_fresh(output_dir: Path, overwrite: bool, remove: bool) -> None:
+    earlier = [c.path for c in saved_checkpoints(output_dir)]
+    earlier += [output_dir / name for name in OUTPUTS if (output_dir / name).exists()]
+    if not earlier:
+        return
+    if not overwrite:
+        names = [str(p.relative_to(output_dir)) for p in earlier]
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        raise RunError(
+            f"{output_dir} holds an earlier run's {shown}: continue that run with "
+            "--resume true, or start afresh with --overwrite true (deletes them)"
+        )
+    if remove:
+        for path in earlier + [output_dir / "log.txt", output_dir / "config.yaml"]:
+            path.unlink(missing_ok=True)
+        log.info(
+            "%s: deleted an earlier run's %d files (--overwrite true)", output_dir, len(earlier)
+        )
+
+
+def _check_resume(output_dir: Path, identity: dict) -> None:
+    saved = [(c.path, trainer_state(c.path)) for c in saved_checkpoints(output_dir)]
+    others = [(p, s) for p, s in saved if s and "run" in s and s["run"]["id"] != identity["id"]]
+    if others:
+        path, state = others[-1]
+        changed = differences(state["run"], identity) or ["the run's identity"]
+        raise RunError(
+            f"--resume true: {path.relative_to(output_dir)} was written by a run with other "
+            f"settings: {'; '.join(changed)}. Resume with the saved run's settings, or start "
+            "afresh in another folder (or with --overwrite true)"
+        )
+    legacy = [p for p, s in saved if s is not None and "run" not in s]
+    config_file = output_dir / "config.yaml"
+    if legacy and config_file.is_file():
+        # written before checkpoints recorded their run: compare with the run's config.yaml
+        # (only the keys it has: the others did not exist when it ran)
+        before = settings_of(yaml.safe_load(config_file.read_text(encoding="utf-8")) or {})
+        now = {k: v for k, v in identity["settings"].items() if k in before}
+        changed = differences({"settings": before}, {"settings": now})
+        if changed:
+            raise RunError(f"--resume true: {config_file} has other settings: {'; '.join(changed)}")
+        log.warning(
+            "%s: checkpoints from before run identities; resuming them as this run's "
+            "(config.yaml matches)",
+            output_dir,
+        )

@@ -1,0 +1,337 @@
+"""Issue 14, the distillation side: a run uses only its own checkpoints, a changed resume is
+refused, bad numbers and teachers are refused before anything is built, and every failure
+is one line (also in log.txt)."""
+
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from conftest import ENGLISH_VOCAB, console_script, tiny_config
+
+from tinybert_data import BertTokenizer
+from tinybert_distill.cli import finetune, general_distill, task_distill
+from tinybert_distill.launch import main as launch
+from tinybert_distill.runs import run_identity, trainer_state
+from tinybert_distill.trainer import Run, _checkpoints
+from tinybert_model import BertForSequenceClassification, read_checkpoint, save_checkpoint
+from tinybert_model.checkpoint import write_checkpoint
+
+
+def fine_tune_args(pretrained, train, output, *more):
+    """A tiny fine-tuning run: 4 steps of 16 rows, a checkpoint every 2."""
+    return [
+        "--load_ckpt_path",
+        str(pretrained),
+        "--train_data_dir",
+        str(train),
+        "--do_eval",
+        "false",
+        "--save_ckpt_path",
+        str(output),
+        "--common_cfg.batch_size",
+        "16",
+        "--train_steps",
+        "4",
+        "--save_ckpt_step",
+        "2",
+        "--max_ckpt_num",
+        "2",
+        *more,
+    ]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, pretrained_tiny, sst2_train):
+    """A fine-tuning run that ended normally: checkpoints at steps 2 and 4."""
+    output = tmp_path_factory.mktemp("finished") / "run"
+    assert finetune(fine_tune_args(pretrained_tiny, sst2_train, output, "--seed", "1")) == 0
+    return output
+
+
+def checkpoint_names(output):
+    return sorted(p.name for p in (output / "checkpoints").glob("*.ckpt"))
+
+
+# ---- item 1: a run resumes, rotates and deletes only its own checkpoints --------------------
+
+
+def test_a_run_never_uses_another_runs_checkpoints(
+    tmp_path, finished_run, pretrained_tiny, sst2_train, capsys
+):
+    # The issue's case: an older run's higher-numbered checkpoint is still in the folder.
+    output = tmp_path / "run"
+    shutil.copytree(finished_run, output)
+    stale = output / "checkpoints" / "finetune_step00000036.ckpt"
+    (output / "checkpoints" / "finetune_step00000004.ckpt").rename(stale)
+    config_before = (output / "config.yaml").read_text()
+
+    args = fine_tune_args(pretrained_tiny, sst2_train, output, "--seed", "2")
+    assert finetune(args) == 1
+    error = capsys.readouterr().err
+    assert "holds an earlier run's checkpoints/finetune_step00000002.ckpt" in error
+    assert "finetune_step00000036.ckpt" in error and "--overwrite true" in error
+    assert "Traceback" not in error
+    assert (output / "config.yaml").read_text() == config_before  # nothing touched
+    assert stale.exists()
+
+    # --overwrite true deletes the earlier run's state first; rotation then keeps this run's.
+    kept = tmp_path / "stale.ckpt"
+    shutil.copy2(stale, kept)
+    assert finetune([*args, "--overwrite", "true"]) == 0
+    assert checkpoint_names(output) == ["finetune_step00000002.ckpt", "finetune_step00000004.ckpt"]
+    assert "seed: 2" in (output / "config.yaml").read_text()
+
+    # A stale checkpoint that reappears is neither this run's to resume nor to rotate away.
+    shutil.copy2(kept, stale)
+    config = yaml.safe_load((output / "config.yaml").read_text())
+    run = Run(output_dir=output, identity=run_identity(config))
+    own = _checkpoints(run, "finetune")
+    assert [p.name for p in own] == ["finetune_step00000002.ckpt", "finetune_step00000004.ckpt"]
+    assert trainer_state(own[-1])["run"]["id"] == run.identity["id"]
+    assert trainer_state(stale)["run"]["id"] != run.identity["id"]
+
+
+# ---- item 2: --resume with settings that change the data order or schedule is refused ------
+
+
+def test_resume_with_changed_settings_is_refused(
+    tmp_path, finished_run, pretrained_tiny, sst2_train, capsys
+):
+    output = tmp_path / "run"
+    shutil.copytree(finished_run, output)
+    config_before = (output / "config.yaml").read_text()
+    args = fine_tune_args(pretrained_tiny, sst2_train, output, "--seed", "1", "--resume", "true")
+
+    changed = [*args, "--common_cfg.batch_size", "8", "--learning_rate", "1e-4"]
+    assert finetune(changed) == 1
+    error = capsys.readouterr().err
+    assert "common_cfg.batch_size 16 -> 8" in error
+    assert "common_cfg.AdamWeightDecay.learning_rate 3e-05 -> 0.0001" in error
+    assert "seed" not in error  # only what differs
+    assert (output / "config.yaml").read_text() == config_before
+    assert finetune([*args, "--train_steps", "6"]) == 1
+    assert "train_steps 4 -> 6" in capsys.readouterr().err
+
+    # other records: the same path key, other contents
+    other = tmp_path / "other_train"
+    shutil.copytree(sst2_train, other)
+    with open(next(p for p in other.iterdir() if p.suffix != ".json"), "ab") as handle:
+        handle.write(b"\0")
+    moved = fine_tune_args(pretrained_tiny, other, output, "--seed", "1", "--resume", "true")
+    assert finetune(moved) == 1
+    assert "train_data_dir (other contents)" in capsys.readouterr().err
+
+    # how often it logs, saves and evaluates may change
+    assert finetune([*args, "--log_every", "5", "--save_ckpt_step", "3", "--eval_step", "7"]) == 0
+    assert "log_every: 5" in (output / "config.yaml").read_text()
+
+
+# ---- item 3: numeric keys are checked at load, naming the key -------------------------------
+
+
+@pytest.mark.parametrize(
+    "script, key, value, wording",
+    [
+        (finetune, "common_cfg.batch_size", "-50", "a whole number >= 1"),
+        (finetune, "common_cfg.batch_size", "0", "a whole number >= 1"),
+        (finetune, "epoch_size", "0", "a whole number >= 1"),
+        (finetune, "epoch_size", "1.5", "a whole number >= 1"),
+        (finetune, "learning_rate", "-1e-5", "a number > 0"),
+        (finetune, "end_learning_rate", "-1", "a number >= 0"),
+        (finetune, "train_steps", "0", "-1 or >= 1"),
+        (finetune, "save_ckpt_step", "0", "a whole number >= 1"),
+        (finetune, "log_every", "0", "a whole number >= 1"),
+        (finetune, "eval_cfg.batch_size", "0", "a whole number >= 1"),
+        (finetune, "max_ckpt_num", "0", "a whole number >= 1"),
+        (finetune, "warmup_ratio", "1.0", "in [0, 1)"),
+        (finetune, "eps", "0", "a number > 0"),
+        (finetune, "loss_scale_value", "0", "a number > 0"),
+        (finetune, "scale_window", "0", "a whole number >= 1"),
+        (general_distill, "attention_loss_weight", "-1", "a number >= 0"),
+        (general_distill, "hidden_dropout_prob", "1.5", "in [0, 1)"),
+        (general_distill, "hidden_layer_map", "[0, 1.5, 2]", "a list of layer numbers"),
+        (task_distill, "temperature", "0", "a number > 0"),
+        (task_distill, "td_phase1_epoch_size", "-1", "a whole number >= 1"),
+        (task_distill, "phase2_cfg.learning_rate", "0", "a number > 0"),
+    ],
+)
+def test_invalid_numbers_are_refused_naming_the_key(tmp_path, capsys, script, key, value, wording):
+    output = tmp_path / "out"
+    task = ["--task_name", "sst2"] if script is task_distill else []
+    assert script([*task, f"--{key}", value, "--save_ckpt_path", str(output)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "Traceback" not in error
+    assert f"{key.split('.')[-1]} is " in error and wording in error
+    assert not output.exists()  # refused before anything was written
+
+
+# ---- item 8: a teacher and student that cannot be distilled are refused before compiling ----
+
+
+STUDENT = {
+    "num_hidden_layers": "2",
+    "hidden_size": "16",
+    "num_attention_heads": "2",
+    "intermediate_size": "32",
+    "max_position_embeddings": "64",
+}
+
+
+def gd_args(teacher, data, output, **student):
+    shape = [x for k, v in {**STUDENT, **student}.items() for x in (f"--{k}", v)]
+    return [
+        "--load_teacher_ckpt_path",
+        str(teacher),
+        "--data_dir",
+        str(data),
+        "--save_ckpt_path",
+        str(output),
+        *shape,
+    ]
+
+
+def test_student_that_cannot_learn_from_the_teacher_is_refused(
+    tmp_path, pretrained_tiny, sst2_train, capsys
+):
+    # a 2-head teacher and a 4-head student: the attention loss compares heads one to one
+    four_heads = gd_args(pretrained_tiny, sst2_train, tmp_path / "a", num_attention_heads="4")
+    assert general_distill(four_heads) == 1
+    error = capsys.readouterr().err
+    assert "the student has 4 attention heads per layer, the teacher 2" in error
+    assert "num_attention_heads" in error and "Traceback" not in error
+    assert not (tmp_path / "a" / "checkpoints").exists()
+    # a student with fewer positions than the records' sequences
+    short = gd_args(pretrained_tiny, sst2_train, tmp_path / "b", max_position_embeddings="16")
+    assert general_distill(short) == 1
+    error = capsys.readouterr().err
+    assert "has sequences of 32 tokens; the student has only 16 positions" in error
+
+
+def teacher_checkpoint(path, labels, drop=()):
+    vocab_size = BertTokenizer.from_vocab(ENGLISH_VOCAB).vocab_size
+    model = BertForSequenceClassification(tiny_config(vocab_size, labels=labels))
+    save_checkpoint(model, path)
+    if drop:
+        checkpoint = read_checkpoint(path)
+        tensors = {k: v for k, v in checkpoint.tensors.items() if not k.startswith(drop)}
+        write_checkpoint(path, tensors, checkpoint.config, checkpoint.architecture)
+    return path
+
+
+@pytest.mark.parametrize(
+    "labels, drop, message",
+    [
+        (
+            ["1", "0"],
+            (),
+            "predicts ['1', '0'], the data has ['0', '1'] (the same labels in another",
+        ),
+        (["negative", "positive"], (), "(other labels)"),
+        (["0", "1"], ("classifier.",), "has a task head that was never trained"),
+    ],
+)
+def test_task_teacher_must_be_fine_tuned_on_these_labels(
+    tmp_path, sst2_train, capsys, labels, drop, message
+):
+    teacher = teacher_checkpoint(tmp_path / "teacher.ckpt", labels, drop)
+    code = task_distill(
+        [
+            "--task_name",
+            "sst2",
+            "--load_teacher_ckpt_path",
+            str(teacher),
+            "--init_student_from_teacher_layers",
+            "[0]",
+            "--train_data_dir",
+            str(sst2_train),
+            "--do_eval",
+            "false",
+            "--save_ckpt_path",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 1
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+
+
+# ---- item 11: --help alone, output folders, launch failures -----------------------------------
+
+
+def test_every_script_helps_without_other_flags(capsys):
+    done = subprocess.run([console_script("tinybert-td"), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "--td_phase1_epoch_size" in done.stdout and "--task_name" in done.stdout
+    assert "--overwrite False" in done.stdout
+    for script in (general_distill, finetune):
+        assert script(["--help"]) == 0
+        assert "--resume False" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_code:
+        launch(["--help"])
+    assert exit_code.value.code == 0
+
+
+def test_output_path_that_cannot_be_a_folder_is_one_line(
+    tmp_path, pretrained_tiny, sst2_train, capsys
+):
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    assert finetune(fine_tune_args(pretrained_tiny, sst2_train, a_file)) == 1
+    error = capsys.readouterr().err
+    assert f"save_ckpt_path {a_file} is a file, not a folder" in error
+    assert "Traceback" not in error and a_file.read_text() == "not a folder"
+    assert finetune(fine_tune_args(pretrained_tiny, sst2_train, a_file / "run")) == 1
+    error = capsys.readouterr().err
+    assert f"save_ckpt_path {a_file / 'run'}: cannot write there (Not a directory)" in error
+
+
+def test_launch_reports_a_failed_worker_in_one_line(tmp_path, pretrained_tiny):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = subprocess.run(
+        [
+            console_script("tinybert-launch"),
+            "--nproc",
+            "2",
+            "--master_port",
+            str(port),
+            "--log_dir",
+            str(tmp_path / "logs"),
+            "--",
+            "tinybert-finetune",
+            *fine_tune_args(pretrained_tiny, tmp_path / "no_records", tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "RuntimeError" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("tinybert-launch: error: worker ")
+    assert "no_records: data folder not found" in last and str(tmp_path / "logs") in last
+
+
+# ---- item 12: a failed run says why in log.txt ------------------------------------------------
+
+
+def test_failed_run_writes_its_error_into_log_txt(tmp_path, pretrained_tiny, capsys):
+    output = tmp_path / "out"
+    assert finetune(fine_tune_args(pretrained_tiny, tmp_path / "no_records", output)) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no_records: data folder not found" in error
+    assert (output / "config.yaml").is_file()
+    assert (output / "log.txt").read_text().splitlines()[-1].endswith(error)
+
+
+def test_checkpoint_state_records_its_run(finished_run):
+    """Every resumable checkpoint names the run that wrote it, with its settings and inputs."""
+    for path in (finished_run / "checkpoints").glob("*.ckpt"):
+        run = trainer_state(path)["run"]
+        assert run["settings"]["seed"] == 1 and run["settings"]["world_size"] == 1
+        assert run["settings"]["common_cfg.batch_size"] == 16
+        assert len(run["inputs"]["train_data_dir"]) == 16 and run["inputs"]["eval_data_dir"] is None
