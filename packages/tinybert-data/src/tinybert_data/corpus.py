@@ -325,23 +325,25 @@ def pack_piece(
     try:
         pairs = list(pack_corpus(lines(), tokenizer.encode_ids, packer))
     except DataError as error:
-        raise _LineInSpan(error) from None
+        raise _LineInSpan.of(error) from None
     if pairs:
         ids_a, ids_b = zip(*pairs)
         packed.rows = tokenizer.layout(ids_a, ids_b, seq_length)
     else:
         empty = np.zeros((0, seq_length), np.int32)
         packed.rows = {name: empty for name in ("input_ids", "segment_ids", "input_mask")}
-    packed.skipped = [_LineInSpan(error) for error in packed.skipped]
+    packed.skipped = [_LineInSpan.of(error) for error in packed.skipped]
     return packed
 
 
 class _LineInSpan(Exception):
-    """A DataError whose line counts from its span's start, in a form that crosses processes
-    (DataError's constructor arguments are not its args); `in_file` puts it back in its file."""
+    """A DataError whose line counts from its span's start, as (path, line, message): a form
+    that crosses processes (DataError's own args are not its constructor's); `in_file` gives
+    the DataError with the line counted from the start of the file."""
 
-    def __init__(self, error: DataError):
-        super().__init__(error.path, error.line, error.message)
+    @classmethod
+    def of(cls, error: DataError) -> _LineInSpan:
+        return cls(error.path, error.line, error.message)
 
     def in_file(self, spans: list[Span]) -> DataError:
         path, line, message = self.args

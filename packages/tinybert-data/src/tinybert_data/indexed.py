@@ -49,8 +49,14 @@ import crc32c
 import numpy as np
 
 from tinybert_data.errors import RecordsError
-from tinybert_data.records import COLUMNS, _column_shapes, _to_arrays, load_records, record_files
-from tinybert_data.records import read_task_info
+from tinybert_data.records import (
+    COLUMNS,
+    _column_shapes,
+    _to_arrays,
+    load_records,
+    read_task_info,
+    record_files,
+)
 from tinybert_data.tfrecord_format import (
     _read_varint,
     decode_varints,
@@ -83,7 +89,11 @@ def _shard_identity(shard: Path) -> dict:
     with open(shard, "rb") as f:
         f.seek(max(0, stat.st_size - _TAIL_BYTES))
         tail_crc = crc32c.crc32c(f.read())
-    return {"shard_size": stat.st_size, "shard_mtime_ns": stat.st_mtime_ns, "shard_tail_crc": tail_crc}
+    return {
+        "shard_size": stat.st_size,
+        "shard_mtime_ns": stat.st_mtime_ns,
+        "shard_tail_crc": tail_crc,
+    }
 
 
 def scan_shard(shard) -> tuple[np.ndarray, np.ndarray]:
@@ -432,7 +442,9 @@ class IndexedRecords:
             except RecordsError as error:
                 raise RecordsError(f"{where}: {error}") from None
             if expected and names != expected:
-                raise RecordsError(f"{where} has columns {sorted(names)}, expected {sorted(expected)}")
+                raise RecordsError(
+                    f"{where} has columns {sorted(names)}, expected {sorted(expected)}"
+                )
 
     def close(self) -> None:
         for index in self._indexes:
