@@ -386,7 +386,7 @@ class IndexedRecords:
         records = self._records(rows)
         try:
             parsed = parse_examples(records)
-        except RecordsError:
+        except (RecordsError, IndexError, UnicodeDecodeError):
             self._raise_for_bad_example(rows, records)
             raise
         return _to_arrays(parsed, columns, self._shapes)
@@ -439,8 +439,8 @@ class IndexedRecords:
             where = f"{self.files[shard]}: record {number}"
             try:
                 names = set(parse_examples([data]))
-            except RecordsError as error:
-                raise RecordsError(f"{where}: {error}") from None
+            except (RecordsError, IndexError, UnicodeDecodeError) as error:
+                raise RecordsError(f"{where} is not a valid tf.train.Example ({error})") from None
             if expected and names != expected:
                 raise RecordsError(
                     f"{where} has columns {sorted(names)}, expected {sorted(expected)}"
