@@ -10,8 +10,10 @@ packing with 1 and 2 workers.
    included), then 20 general-distillation steps of a tiny teacher and student (MindSpore
    GRAPH, batch 32, seq 128) fed from the reader, with the time spent getting each batch, and
    the process's peak RSS. Readers: ours (`tinybert_data.open_records`, rows of the permutation
-   `tinybert_distill.data.epoch_order(seed, epoch)`), MindSpore's `TFRecordDataset` with global
-   shuffle (its own order), and at 0.5M rows today's `load_records` into memory.
+   `tinybert_distill.data.epoch_order(seed, epoch)`), read when the step needs them or one
+   batch ahead in a thread (`ours_prefetch`: the time is then the wait for the batch),
+   MindSpore's `TFRecordDataset` with global shuffle (its own order), and at 0.5M rows
+   today's `load_records` into memory.
 3. One GD step of a BERT-base-size teacher and TinyBERT-4 student at B32 S128, fed from our
    reader (the step time docs/GD_AT_SCALE.md builds its estimate on).
 4. `tinybert-data corpus` on the shared English wiki sample copied into a folder of files
@@ -129,8 +131,9 @@ def open_reader(kind: str, path: Path):
     """(next_batch(step) -> [input_ids, segment_ids, input_mask] numpy, rows) for one reader."""
     import numpy as np
 
-    if kind == "ours":
+    if kind in ("ours", "ours_prefetch"):
         from tinybert_data import open_records
+        from tinybert_data.prefetch import ahead
         from tinybert_distill.data import batch_rows, epoch_order
 
         records = open_records(path)
@@ -138,11 +141,15 @@ def open_reader(kind: str, path: Path):
         assert len(lengths) == records.num_rows
         order = epoch_order(records.num_rows, seed=1, epoch=0)
 
-        def next_batch(step):
+        def read(step):
             batch = records.read(batch_rows(order, step, BATCH), COLUMNS)
             return [batch[c] for c in COLUMNS]
 
-        return next_batch, records.num_rows
+        if kind == "ours":
+            return read, records.num_rows
+        # The next batch is read in a thread while the step runs (MindSpore releases the GIL).
+        batches = ahead(read, range(1_000_000))
+        return (lambda step: next(batches)[1]), records.num_rows
     if kind == "memory":
         from tinybert_data import load_records
         from tinybert_distill.data import batch_rows, epoch_order
@@ -175,7 +182,12 @@ def open_reader(kind: str, path: Path):
 
 
 def reader_worker(kind: str, path: str, model: str, steps: int) -> dict:
+    # A trainer has these imported before it opens its data: not part of the time to a batch.
+    import mindspore.dataset  # noqa: F401
     from mindspore import Tensor
+
+    import tinybert_data  # noqa: F401
+    import tinybert_distill.data  # noqa: F401
 
     started = time.perf_counter()
     next_batch, num_rows = open_reader(kind, Path(path))
@@ -266,6 +278,7 @@ def main() -> None:
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     print(next((line for line in cpu.splitlines() if "Model name" in line), "CPU: unknown"))
     print(f"cores: {os.cpu_count()}, date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (other sessions share the machine)")
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -316,12 +329,13 @@ def records_folders(work: Path) -> dict:
 def readers(folders: dict, rounds: int) -> None:
     results = {}  # (reader, size) -> list of results
     plan = [("ours", "0.5M"), ("mindspore", "0.5M"), ("ours", "5M"), ("mindspore", "5M")]
-    plan += [("memory", "0.5M")]
+    plan += [("ours_prefetch", "5M"), ("memory", "0.5M")]
     for round_number in range(rounds):
         for kind, size in plan if round_number % 2 == 0 else plan[::-1]:
             result = measure_reader(kind, folders[size])
             results.setdefault((kind, size), []).append(result)
-            print(f"  round {round_number + 1} {kind:9s} {size:4s} {result}")
+            load = os.getloadavg()[0]
+            print(f"  round {round_number + 1} {kind:13s} {size:4s} load {load:.1f} {result}")
     print(
         "\n| reader | rows | first batch | data / step (median) | tiny GD step | data share "
         "| peak RSS |\n|---|---|---|---|---|---|---|"
@@ -359,7 +373,8 @@ def corpus(work: Path, megabytes: int, rounds: int) -> None:
         for workers in (1, 2) if round_number % 2 == 0 else (2, 1):
             seconds = corpus_seconds(inputs, work / f"corpus_w{workers}", workers)
             times[workers].append(seconds)
-            print(f"  round {round_number + 1} workers {workers}: {seconds:.1f} s")
+            load = os.getloadavg()[0]
+            print(f"  round {round_number + 1} workers {workers}: {seconds:.1f} s, load {load:.1f}")
     rates = {w: size / 1e6 / statistics.median(t) for w, t in times.items()}
     print(
         f"corpus throughput: 1 worker {rates[1]:.2f} MB/s, 2 workers {rates[2]:.2f} MB/s, "
