@@ -156,6 +156,12 @@ def test_stale_index_is_detected_and_rebuilt(tmp_path):
             records.read(np.arange(30))["input_ids"], same_size_rows(seed=5)["input_ids"]
         )
     assert first["input_ids"].shape == (40, 16)
+    # A damaged index (cut short) is rebuilt too.
+    index.write_bytes(index.read_bytes()[:40])
+    with open_records(out) as records:
+        np.testing.assert_array_equal(
+            records.read([29, 0])["input_ids"], same_size_rows(seed=5)["input_ids"][[29, 0]]
+        )
 
 
 def same_size_rows(seed: int) -> dict:

@@ -219,10 +219,14 @@ class ShardIndex:
         identity = _shard_identity(shard)
         path = index_path(shard)
         if path.is_file():
-            opened = cls._read(shard, path, identity)
+            try:
+                opened = cls._read(shard, path, identity)
+            except (RecordsError, ValueError, KeyError) as error:  # damaged: build a new one
+                logger.warning("%s: unreadable row index (%s)", path, error)
+                opened = None
             if opened is not None:
                 return opened
-            logger.info("%s: row index is stale (the shard changed); rebuilding it", path)
+            logger.info("%s: row index is stale or damaged; rebuilding it", path)
         if not build:
             raise RecordsError(f"{shard}: no up-to-date row index at {path}")
         logger.info("%s: indexing rows (once; kept in %s)", shard, path.name)
