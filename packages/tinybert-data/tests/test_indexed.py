@@ -267,3 +267,23 @@ def test_rows_larger_than_a_memory_ceiling_are_read(tmp_path):
         f"streamed True {n * copies}",
         "load_records: MemoryError",
     ]
+
+
+def test_lengths_of_records_written_by_another_writer(tmp_path):
+    """The tfrecord package's Examples (its own field layout) are indexed by the general
+    parser: lengths are still the input_mask sums; without input_mask, the input_ids count."""
+    from tfrecord.writer import TFRecordWriter
+
+    batch = rows(30, seed=9)
+    for name, columns in [("with_mask", list(batch)), ("no_mask", ["input_ids", "label_ids"])]:
+        path = tmp_path / f"{name}.tfrecord"
+        writer = TFRecordWriter(str(path))
+        for i in range(30):
+            writer.write({c: (batch[c][i].tolist(), "int") for c in columns})
+        writer.close()
+        with IndexedRecords(path) as records:
+            expected = batch["input_mask"].sum(axis=1) if name == "with_mask" else np.full(30, 16)
+            np.testing.assert_array_equal(records.lengths, expected)
+            np.testing.assert_array_equal(
+                records.read([4, 2])["input_ids"], batch["input_ids"][[4, 2]]
+            )
