@@ -10,7 +10,7 @@ here, which is how we know the packages really are independent.
     nox -s lint                                   # ruff check + ruff format --check
     nox -s parity                                 # recompute the HF reference outputs live
     nox -s demo                                   # the main job on the bundled data
-    nox -s bench [-- data distill deploy quality] # benchmarks (not run by CI)
+    nox -s bench [-- data distill deploy quality scale]  # benchmarks (not run by CI)
 """
 
 import os
@@ -112,7 +112,7 @@ def demo(session: nox.Session) -> None:
     session.run("python", str(ROOT / "demo" / "demo.py"), *session.posargs, env={"GLOG_v": "3"})
 
 
-BENCHMARKS = ["data", "distill", "deploy"]  # `quality` takes hours: ask for it by name
+BENCHMARKS = ["data", "distill", "deploy"]  # `quality` (hours) and `scale` (4 GB disk): by name
 
 
 @nox.session(venv_backend="virtualenv")

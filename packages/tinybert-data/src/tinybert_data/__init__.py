@@ -2,9 +2,11 @@
 without MindSpore.
 
     from tinybert_data import BertTokenizer, get_task, write_task_records, load_records
+    from tinybert_data import open_records  # rows by number, memory bounded
 """
 
 from tinybert_data.errors import DataError, RecordsError, UnknownTaskError
+from tinybert_data.indexed import IndexedRecords, LoadedRecords, open_records, write_row_indexes
 from tinybert_data.pipeline import Summary, write_corpus_records, write_task_records
 from tinybert_data.records import (
     COLUMNS,
@@ -27,6 +29,8 @@ __all__ = [
     "DataError",
     "Encoding",
     "Example",
+    "IndexedRecords",
+    "LoadedRecords",
     "RecordsError",
     "RecordsWriter",
     "Summary",
@@ -34,9 +38,11 @@ __all__ = [
     "UnknownTaskError",
     "get_task",
     "load_records",
+    "open_records",
     "read_records",
     "read_task_info",
     "validate_records",
     "write_corpus_records",
+    "write_row_indexes",
     "write_task_records",
 ]

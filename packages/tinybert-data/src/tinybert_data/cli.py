@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.1,
         help="probability of a shorter target length for a sequence (default 0.1)",
     )
+    corpus.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes packing pieces of the input in parallel (default 1); the rows are the "
+        "same for any number of workers",
+    )
     _add_output_flags(corpus, default_seq_length=128)
 
     inspect = commands.add_parser(
@@ -185,12 +192,13 @@ def run_task(args) -> Summary:
 
 def run_corpus(args) -> Summary:
     logger.info(
-        "corpus: %s -> %s (%s, seq_length %d, seed %d)",
+        "corpus: %s -> %s (%s, seq_length %d, seed %d, %d worker(s))",
         " ".join(map(str, args.input)),
         args.output,
         args.format,
         args.seq_length,
         args.seed,
+        args.workers,
     )
     return write_corpus_records(
         args.input,
@@ -205,6 +213,7 @@ def run_corpus(args) -> Summary:
         on_error=args.on_error,
         name=args.name or "corpus",
         progress=not args.quiet,
+        workers=args.workers,
     )
 
 

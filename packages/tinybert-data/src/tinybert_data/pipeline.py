@@ -13,8 +13,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tinybert_data.corpus import SequencePacker, corpus_lines, input_files, pack_corpus
+from tinybert_data.corpus import input_files, pack_pieces
 from tinybert_data.errors import DataError
+from tinybert_data.indexed import write_row_indexes
 from tinybert_data.prefetch import ahead
 from tinybert_data.records import COLUMNS, RecordsWriter
 from tinybert_data.tasks import Task, get_task
@@ -132,13 +133,15 @@ def write_corpus_records(
     on_error: str = "raise",
     name: str = "corpus",
     progress: bool = False,
+    workers: int = 1,
 ) -> Summary:
     """Pack text corpora (files or folders) into sequences of `seq_length` and write a records
-    directory with input_ids, segment_ids, input_mask. See `tinybert_data.corpus` for how."""
+    directory with input_ids, segment_ids, input_mask. See `tinybert_data.corpus` for how;
+    `workers` processes pack in parallel, with the same rows for any number of them. TFRecord
+    shards get their row indexes (`tinybert_data.indexed`) written beside them."""
     start = time.perf_counter()
     files = input_files([inputs] if isinstance(inputs, (str, Path)) else inputs)
     tokenizer = BertTokenizer.from_vocab(vocab, do_lower_case=do_lower_case)
-    packer = SequencePacker(seq_length, short_seq_prob, seed)
     summary = Summary(Path(output))
     metadata = {
         "task": "corpus",
@@ -156,40 +159,32 @@ def write_corpus_records(
     writer = RecordsWriter(output, name, shapes, metadata, vocab, format, shards)
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, disable=not progress, desc="corpus")
     with writer, bar:
-
-        def on_line(line) -> None:
-            summary.num_lines += 1
-            bar.update(line.num_bytes)
-
-        lines = _documents_counted(
-            (item for path in files for item in corpus_lines(path, on_error, summary.skipped)),
-            summary,
+        pieces = pack_pieces(
+            files,
+            vocab,
+            seq_length,
+            do_lower_case=do_lower_case,
+            short_seq_prob=short_seq_prob,
+            seed=seed,
+            on_error=on_error,
+            workers=workers,
         )
-        sequences = pack_corpus(lines, tokenizer.encode_ids, packer, on_line=on_line)
-        for chunk in _chunks(sequences, CORPUS_CHUNK):
-            ids_a, ids_b = zip(*chunk)
-            rows = tokenizer.layout(ids_a, ids_b, seq_length)
-            writer.write({c: rows[c] for c in COLUMNS[:3]})
-            summary.num_tokens += int(rows["input_mask"].sum())
-        bar.update(total_bytes - bar.n)
+        for piece in pieces:
+            for begin in range(0, len(piece.rows["input_ids"]), CORPUS_CHUNK):
+                writer.write({c: piece.rows[c][begin : begin + CORPUS_CHUNK] for c in COLUMNS[:3]})
+            summary.num_tokens += int(piece.rows["input_mask"].sum())
+            summary.num_lines += piece.num_lines
+            summary.num_documents += piece.num_documents
+            summary.skipped.extend(piece.skipped)
+            bar.update(piece.num_bytes)
         if writer.num_rows == 0:
             raise DataError(", ".join(map(str, files)), None, "no text: the corpus is empty")
+    if format == "tfrecord":
+        write_row_indexes(output)
     summary.num_rows = writer.num_rows
     summary.files = writer.file_names
     summary.seconds = time.perf_counter() - start
     return summary
-
-
-def _documents_counted(items: Iterator, summary: Summary) -> Iterator:
-    """Pass the line stream through, counting documents that hold at least one line."""
-    in_document = False
-    for item in items:
-        if item is None:
-            summary.num_documents += in_document
-            in_document = False
-        else:
-            in_document = True
-        yield item
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
