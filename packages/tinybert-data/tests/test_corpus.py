@@ -115,3 +115,12 @@ def test_corpus_records_deterministic_and_sharded(tmp_path, data, uncased_vocab)
     )
     schema = json.loads((tmp_path / "again" / "schema.json").read_text())
     assert list(schema["columns"]) == ["input_ids", "segment_ids", "input_mask"]
+
+
+def test_a_byte_order_mark_opening_a_wikiextractor_file_is_not_text(data, tmp_path):
+    source = (data / "corpus" / "zh_wiki_sample.txt").read_bytes()
+    with_bom = tmp_path / "bom.txt"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + source)
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(source)
+    assert texts(with_bom) == texts(plain)

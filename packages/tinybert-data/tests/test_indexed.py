@@ -74,7 +74,8 @@ def test_shards_of_any_row_counts_are_interleaved_as_read_records_does(tmp_path)
     for name, n, seed in [("a", 5, 1), ("b", 1, 2), ("c", 3, 3)]:
         write(tmp_path / name, [rows(n, seed=seed)])
         os.replace(tmp_path / name / "train.tfrecord", tmp_path / f"{name}.tfrecord")
-    (tmp_path / "schema.json").write_bytes((tmp_path / "a" / "schema.json").read_bytes())
+    schema = json.loads((tmp_path / "a" / "schema.json").read_text())
+    (tmp_path / "schema.json").write_text(json.dumps(dict(schema, numRows=9)))
     sequential = {k: np.concatenate([b[k] for b in read_records(tmp_path)]) for k in ["input_ids"]}
     with IndexedRecords(tmp_path) as records:
         assert records.num_rows == 9

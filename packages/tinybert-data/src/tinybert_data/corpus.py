@@ -34,6 +34,7 @@ corpus of one piece (under 16 MiB) packs exactly as it did before pieces existed
 
 from __future__ import annotations
 
+import codecs
 import multiprocessing
 import os
 import random
@@ -80,7 +81,8 @@ def corpus_lines(
         raw_lines = f if end is None else _lines_until(f, end - start)
         for number, raw in enumerate(raw_lines, start=1):
             try:
-                text = raw.decode("utf-8").strip()
+                # utf-8-sig: a byte order mark opening the file is not text
+                text = raw.decode("utf-8-sig").strip()
             except UnicodeDecodeError as error:
                 problem = DataError(path, number, f"not UTF-8 text ({error.reason})")
                 if on_error == "raise":
@@ -111,8 +113,9 @@ def _is_wikiextractor(path) -> bool:
     """Whether the first non-blank line opens a WikiExtractor `<doc ...>` block."""
     with open(path, "rb") as f:
         for raw in f:
-            if raw.strip():
-                return raw.lstrip().startswith(b"<doc ")
+            raw = raw.removeprefix(codecs.BOM_UTF8).strip()
+            if raw:
+                return raw.startswith(b"<doc ")
     return False
 
 
