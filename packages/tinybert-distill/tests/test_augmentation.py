@@ -130,8 +130,14 @@ def test_tinybert_augment_refuses_bad_input(masked_lm_ckpt, glove_file, tmp_path
     encoder = tmp_path / "encoder.ckpt"
     from tinybert_model import BertConfig, BertModel, save_checkpoint
 
-    save_checkpoint(BertModel(BertConfig(vocab_size=1200, hidden_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, intermediate_size=64)), encoder)  # fmt: skip
+    config = BertConfig(
+        vocab_size=1200,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    save_checkpoint(BertModel(config), encoder)
     done = run_augment(
         "--task", "sst2", "--input", SHARED_DATA / "sst2" / "dev.tsv", "--output", output,
         "--mlm_ckpt", encoder, "--vocab", FIXTURES / "mlm" / "vocab.txt",
