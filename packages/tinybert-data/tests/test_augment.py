@@ -89,6 +89,15 @@ def test_bad_glove_lines_name_file_and_line(tmp_path, line, message):
         GloVe.load(path)
 
 
+def test_word2vec_header_line_is_skipped(tmp_path, sst2_glove):
+    with_header = tmp_path / "glove.w2v.txt"
+    lines = sst2_glove.read_text(encoding="utf-8").splitlines()
+    with_header.write_text("\n".join([f"{len(lines)} 8", *lines]) + "\n", encoding="utf-8")
+    plain, headed = GloVe.load(sst2_glove), GloVe.load(with_header)
+    assert headed.words == plain.words
+    np.testing.assert_array_equal(headed.vectors, plain.vectors)
+
+
 def test_missing_glove_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such GloVe file"):
         GloVe.load(tmp_path / "nope.txt")

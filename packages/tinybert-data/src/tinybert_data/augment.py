@@ -117,6 +117,8 @@ class GloVe:
                 except UnicodeDecodeError as error:
                     raise DataError(path, line_number, f"not UTF-8 text ({error.reason})") from None
                 fields = text.rstrip(" ").split(" ")
+                if line_number == 1 and len(fields) == 2 and all(f.isdigit() for f in fields):
+                    continue  # word2vec's "count dim" header line, which some copies carry
                 if dim is None:
                     dim = len(fields) - 1
                     if dim < 1:
@@ -158,12 +160,12 @@ class GloVe:
         count = len(words) if max_words is None else min(max_words, len(words))
         return cls(words[:count], np.array(vectors[:count], dtype=np.float32))
 
-    def nearest(self, words: Sequence[str], k: int, chunk_size: int = 1024) -> list[list[str]]:
+    def nearest(self, words: Sequence[str], k: int, chunk_size: int = 256) -> list[list[str]]:
         """The `k` words most cosine-similar to each word (itself excluded), most similar first;
         [] for a word GloVe does not know. Ties go to the more frequent (earlier) word.
 
         A chunk of words is one [chunk, dim] x [dim, vocab] product and one partial sort per row,
-        so memory stays at chunk x vocab floats (400 MB for 1,024 x 100,000).
+        so memory stays at a few chunk x vocab floats (100 MB each for 256 x 100,000).
         """
         ids = [self.index.get(word, -1) for word in words]
         known = np.array([i for i in ids if i >= 0], dtype=np.int64)
