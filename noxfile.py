@@ -36,6 +36,7 @@ PACKAGES = {
     "tinybert-model": ([], True),
     "tinybert-data": ([], False),
     "tinybert-data[mindrecord]": ([], False),
+    "tinybert-data[glove]": ([], False),
     "tinybert-eval": ([], False),
     "tinybert-distill": (["tinybert-model", "tinybert-data", "tinybert-eval"], True),
     "tinybert-deploy": (["tinybert-data", "tinybert-eval"], False),
@@ -126,7 +127,7 @@ def bench(session: nox.Session) -> None:
     session.install("torch==2.13.0", "transformers>=4.40,<5", "numpy<2")
     session.install(
         _path("tinybert-model"),
-        _path("tinybert-data", "mindrecord"),
+        _path("tinybert-data", "mindrecord", "glove"),
         _path("tinybert-eval"),
         _path("tinybert-distill"),
         _path("tinybert-deploy", "export"),
