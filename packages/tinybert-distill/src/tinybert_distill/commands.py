@@ -287,7 +287,7 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         max_steps=max_steps,
         **phase_settings(config["phase2_cfg"]),
     )
-    if task_type != "regression":
+    if task_type != "regression" and phase2.epochs > 0:
         phase2.cached["teacher_logits"] = teacher_logits(
             teacher,
             config["load_teacher_ckpt_path"],

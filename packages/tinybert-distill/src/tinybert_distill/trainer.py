@@ -104,6 +104,9 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
     """Train `phase.model` on `data`; resumable, logged, checkpointed."""
     global_batch = phase.batch_size * run.world_size
     per_epoch, total = _steps(phase, data, run)
+    if total == 0:
+        log.info("%s: 0 epochs, skipped", phase.name)
+        return
     rates = learning_rates(total, phase.optimizer)
     optimizer = build_optimizer(phase.model.trainable_params(), rates, phase.optimizer)
     step_cell = TrainStep(
