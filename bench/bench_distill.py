@@ -17,7 +17,7 @@ indices for every variant), after one untimed step per input shape (the graph co
 measurement runs in its own subprocess; the variants of one row alternate. Results: a table on
 stdout, results.json and speedups.png in runs/bench-distill-<time>/.
 
-    python bench/bench_distill.py [--steps 16] [--rounds 1] [--skip_gd]
+    python bench/bench_distill.py [--steps 16] [--rounds 1] [--parts td_phase1 torch ...]
 """
 
 from __future__ import annotations
@@ -427,12 +427,14 @@ def plot(results: dict, path: Path) -> None:
 
     labels, values, targets = [], [], []
     for kind, target in (("finetune", 3), ("td_phase1", 3), ("td_phase2", 5)):
-        labels.append(f"{kind}\nbuckets / fixed")
-        values.append(results[kind]["speedup"])
-        targets.append(target)
-    labels += ["phase 1\nours / PyTorch fixed", "phase 1\nours / PyTorch dynamic"]
-    values += [results["torch_phase1"]["vs_fixed"], results["torch_phase1"]["vs_dynamic"]]
-    targets += [1, None]
+        if kind in results:
+            labels.append(f"{kind}\nbuckets / fixed")
+            values.append(results[kind]["speedup"])
+            targets.append(target)
+    if "torch_phase1" in results:
+        labels += ["phase 1\nours / PyTorch fixed", "phase 1\nours / PyTorch dynamic"]
+        values += [results["torch_phase1"]["vs_fixed"], results["torch_phase1"]["vs_dynamic"]]
+        targets += [1, None]
     if "gd" in results:
         labels.append("GD step\nPyTorch time / ours")
         values.append(results["gd"]["torch"]["step"] / results["gd"]["ours"]["step"])
@@ -452,12 +454,71 @@ def plot(results: dict, path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
+def task_row(kind: str, args, data_dir: str, teacher: str) -> dict:
+    """Ours with buckets against ours with fixed padding, alternating for `rounds` rounds."""
+    runs = {True: [], False: []}
+    for _ in range(args.rounds):
+        for bucketed in (True, False):
+            runs[bucketed].append(
+                measure("ms-task", kind, int(bucketed), args.steps, data_dir, teacher)
+            )
+    merged = {
+        b: {
+            "times": [t for r in rs for t in r["times"]],
+            "cache_seconds_per_row": statistics.mean(
+                r.get("cache_seconds_per_row", 0.0) for r in rs
+            ),
+        }
+        for b, rs in runs.items()
+    }
+    fast, slow = examples_per_second(merged[True]), examples_per_second(merged[False])
+    print(
+        f"{kind:10s} buckets {fast:7.1f} ex/s   fixed {slow:6.1f} ex/s   {fast / slow:.2f}x",
+        flush=True,
+    )
+    return {
+        "buckets_examples_s": fast,
+        "fixed_examples_s": slow,
+        "speedup": fast / slow,
+        "bucket_lengths": runs[True][0]["lengths"],
+        "buckets_step_s": merged[True]["times"],
+        "fixed_step_s": merged[False]["times"],
+        "cache_seconds_per_row": merged[True]["cache_seconds_per_row"],
+    }
+
+
+def torch_row(args, data_dir: str, ours: float) -> dict:
+    peers = {"fixed": [], "dynamic": []}
+    for _ in range(args.rounds):
+        for padding in peers:
+            peers[padding] += measure("torch-phase1", padding, args.steps, data_dir)["times"]
+    torch_fixed = examples_per_second({"times": peers["fixed"]})
+    torch_dynamic = examples_per_second({"times": peers["dynamic"]})
+    print(
+        f"phase 1    PyTorch fixed {torch_fixed:.1f} ex/s, dynamic {torch_dynamic:.1f} ex/s; "
+        f"ours bucketed / fixed-PyTorch {ours / torch_fixed:.2f}x, "
+        f"/ dynamic-PyTorch {ours / torch_dynamic:.2f}x",
+        flush=True,
+    )
+    return {
+        "fixed_examples_s": torch_fixed,
+        "dynamic_examples_s": torch_dynamic,
+        "vs_fixed": ours / torch_fixed,
+        "vs_dynamic": ours / torch_dynamic,
+    }
+
+
+PARTS = ("td_phase1", "torch", "td_phase2", "finetune", "gelu_tanh", "gd")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=16, help="sampled steps per variant")
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per row")
     parser.add_argument("--gd_steps", type=int, default=3, help="timed GD steps per measurement")
-    parser.add_argument("--skip_gd", action="store_true", help="leave out the GD comparison")
+    parser.add_argument(
+        "--parts", nargs="+", default=list(PARTS), choices=PARTS, help="what to measure"
+    )
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -472,80 +533,32 @@ def main() -> None:
     data_dir, teacher = prepare(folder)
     results = {"cpu": model.split(":", 1)[-1].strip(), "date": time.strftime("%Y-%m-%d %H:%M")}
 
-    for kind in ("finetune", "td_phase1", "td_phase2"):
-        runs = {True: [], False: []}
-        for _ in range(args.rounds):
-            for bucketed in (True, False):
-                runs[bucketed].append(
-                    measure("ms-task", kind, int(bucketed), args.steps, data_dir, teacher)
-                )
-        merged = {
-            b: {
-                "times": [t for r in rs for t in r["times"]],
-                "cache_seconds_per_row": statistics.mean(
-                    r.get("cache_seconds_per_row", 0.0) for r in rs
-                ),
-                "lengths": rs[0]["lengths"],
-            }
-            for b, rs in runs.items()
-        }
-        fast, slow = examples_per_second(merged[True]), examples_per_second(merged[False])
-        results[kind] = {
-            "buckets_examples_s": fast,
-            "fixed_examples_s": slow,
-            "speedup": fast / slow,
-            "bucket_lengths": merged[True]["lengths"],
-            "cache_seconds_per_row": merged[True]["cache_seconds_per_row"],
-        }
-        print(
-            f"{kind:10s} buckets {fast:7.1f} ex/s   fixed {slow:6.1f} ex/s   {fast / slow:.2f}x",
-            flush=True,
-        )
-
-    # a student with GELU's tanh form (the teacher keeps exact GELU), bucketed, against the
-    # exact-GELU student of the same run
-    tanh = [measure("ms-task", "td_phase1_gelu_tanh", 1, args.steps, data_dir, teacher)]
-    tanh_speed = examples_per_second({"times": [t for r in tanh for t in r["times"]]})
-    results["td_phase1_gelu_tanh"] = {
-        "buckets_examples_s": tanh_speed,
-        "vs_exact_gelu": tanh_speed / results["td_phase1"]["buckets_examples_s"],
-    }
-    print(
-        f"td_phase1, student gelu_tanh: {tanh_speed:.1f} ex/s, "
-        f"{results['td_phase1_gelu_tanh']['vs_exact_gelu']:.2f}x the exact-GELU student",
-        flush=True,
-    )
-
-    peers = {"fixed": [], "dynamic": []}
-    for _ in range(args.rounds):
-        for padding in peers:
-            peers[padding] += measure("torch-phase1", padding, args.steps, data_dir)["times"]
-    ours = results["td_phase1"]["buckets_examples_s"]
-    torch_fixed = examples_per_second({"times": peers["fixed"]})
-    torch_dynamic = examples_per_second({"times": peers["dynamic"]})
-    results["torch_phase1"] = {
-        "fixed_examples_s": torch_fixed,
-        "dynamic_examples_s": torch_dynamic,
-        "vs_fixed": ours / torch_fixed,
-        "vs_dynamic": ours / torch_dynamic,
-    }
-    print(
-        f"phase 1    PyTorch fixed {torch_fixed:.1f} ex/s, dynamic {torch_dynamic:.1f} ex/s; "
-        f"ours bucketed / fixed-PyTorch {ours / torch_fixed:.2f}x, "
-        f"/ dynamic-PyTorch {ours / torch_dynamic:.2f}x",
-        flush=True,
-    )
-
-    if not args.skip_gd:
-        ours_gd, theirs_gd = measure("ms-gd", args.gd_steps), measure("torch-gd", args.gd_steps)
-        results["gd"] = {"ours": ours_gd, "torch": theirs_gd}
-        print(f"GD step (B{BATCH} S{GD_SEQ}, BERT-base teacher, TinyBERT-4 student):")
-        for part in ("step", "teacher_forward", "student_forward", "backward_update"):
-            print(
-                f"  {part:16s} ours {ours_gd[part]:6.2f} s   PyTorch {theirs_gd[part]:6.2f} s   "
-                f"ours/PyTorch {ours_gd[part] / theirs_gd[part]:.2f}x"
+    for part in args.parts:  # the most wanted figures first; results.json after each
+        if part in ("td_phase1", "td_phase2", "finetune"):
+            results[part] = task_row(part, args, data_dir, teacher)
+        elif part == "torch" and "td_phase1" in results:
+            results["torch_phase1"] = torch_row(
+                args, data_dir, results["td_phase1"]["buckets_examples_s"]
             )
-    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        elif part == "gelu_tanh" and "td_phase1" in results:
+            # the student with GELU's tanh form (the teacher keeps exact GELU), bucketed
+            tanh = measure("ms-task", "td_phase1_gelu_tanh", 1, args.steps, data_dir, teacher)
+            speed = examples_per_second(tanh)
+            ratio = speed / results["td_phase1"]["buckets_examples_s"]
+            results["td_phase1_gelu_tanh"] = {"buckets_examples_s": speed, "vs_exact_gelu": ratio}
+            print(f"td_phase1, student gelu_tanh: {speed:.1f} ex/s, {ratio:.2f}x", flush=True)
+        elif part == "gd":
+            ours_gd, theirs_gd = measure("ms-gd", args.gd_steps), measure("torch-gd", args.gd_steps)
+            results["gd"] = {"ours": ours_gd, "torch": theirs_gd}
+            print(f"GD step (B{BATCH} S{GD_SEQ}, BERT-base teacher, TinyBERT-4 student):")
+            for name in ("step", "teacher_forward", "student_forward", "backward_update"):
+                print(
+                    f"  {name:16s} ours {ours_gd[name]:6.2f} s   "
+                    f"PyTorch {theirs_gd[name]:6.2f} s   "
+                    f"ours/PyTorch {ours_gd[name] / theirs_gd[name]:.2f}x",
+                    flush=True,
+                )
+        (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, folder / "speedups.png")
     print(f"wrote {folder / 'results.json'} and {folder / 'speedups.png'}")
 

@@ -9,7 +9,7 @@ Length buckets (`length_buckets`, on by default): a batch is cut to the smallest
 length (a multiple of 16, at most the records' seq_length) that holds its longest row, so a
 step pays for the tokens it has rather than for seq_length. To make batches of similar
 lengths, the epoch's shuffled order is cut into windows of `BUCKET_WINDOW` global batches,
-each window is sorted by row length and cut into global batches, and the batches of the
+each window is sorted by length bucket and cut into global batches, and the batches of the
 whole epoch are shuffled again. Every row still appears once per epoch, the batches stay
 random, and MindSpore compiles one graph per bucket length (four at seq_length 64).
 """
@@ -123,16 +123,19 @@ def bucketed_order(
     """An epoch's order in which each global batch holds rows of similar length.
 
     The shuffled order (epoch_order) minus the remainder of less than one global batch is
-    cut into windows of BUCKET_WINDOW global batches; each window is sorted by length
-    (stable, so ties keep their shuffled order) and cut into global batches; the batches of
-    the epoch are then shuffled (unless `shuffle` is false). A pure function of its inputs.
+    cut into windows of BUCKET_WINDOW global batches; each window is sorted by length bucket
+    (not by exact length: within a bucket the rows keep their shuffled order, which costs no
+    padding and keeps batches as random as they can be) and cut into global batches; the
+    batches of the epoch are then shuffled (unless `shuffle` is false). A pure function of
+    its inputs.
     """
     steps = steps_per_epoch(len(lengths), global_batch)
     order = epoch_order(len(lengths), seed, epoch, shuffle)[: steps * global_batch]
+    buckets = -(-np.asarray(lengths) // BUCKET_STEP)  # bucket of each row
     window = BUCKET_WINDOW * global_batch
     for start in range(0, len(order), window):
         part = order[start : start + window]
-        order[start : start + window] = part[np.argsort(lengths[part], kind="stable")]
+        order[start : start + window] = part[np.argsort(buckets[part], kind="stable")]
     batches = order.reshape(steps, global_batch)
     if shuffle:
         batches = batches[np.random.default_rng([seed, epoch, 1]).permutation(steps)]

@@ -66,7 +66,7 @@ def teacher_logits(
     logits, done = None, np.zeros(data.num_rows, dtype=bool)
     if cache.is_file():
         logits, done = _read(cache, source, data.num_rows)
-    wanted = np.unique(np.asarray(rows))
+    wanted = np.unique(np.asarray(rows, dtype=np.int64))
     missing = wanted[~done[wanted]]
     if len(missing):
         log.info(
