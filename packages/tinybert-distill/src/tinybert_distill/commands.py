@@ -21,8 +21,8 @@ from tinybert_model import (
 )
 
 from .config import ConfigError
-from .data import DataError, load_dataset
-from .distillers import DistillationLoss, FineTuneLoss
+from .data import DataError, checkpoint_extras, load_dataset
+from .distillers import DistillationLoss, FineTuneLoss, PredictionLoss
 from .evaluation import evaluate
 from .losses import check_layer_map, uniform_layer_map
 from .runs import prepare_output
@@ -40,7 +40,8 @@ from .students import (
     teacher_layers_config,
     with_task,
 )
-from .trainer import Evaluation, Phase, Run, run_phase, set_seed
+from .teacher_outputs import CACHE_FILE, teacher_logits
+from .trainer import Evaluation, Phase, Run, phase_rows, run_phase, set_seed
 
 log = logging.getLogger("tinybert_distill")
 
@@ -61,6 +62,7 @@ def run_settings(config: dict, rank: int, world_size: int) -> Run:
         world_size=world_size,
         log_every=int(config["log_every"]),
         identity=identity,
+        length_buckets=bool(config.get("length_buckets", True)),
     )
 
 
@@ -133,9 +135,10 @@ def task_data(config: dict) -> tuple:
 def evaluation_for(config: dict, dataset, best_path) -> Evaluation:
     batch_size = int(config["eval_cfg"]["batch_size"])
     metric = config.get("assessment_method")
+    length_buckets = bool(config.get("length_buckets", True))
 
     def run(model):
-        result = evaluate(model, dataset, batch_size)
+        result = evaluate(model, dataset, batch_size, length_buckets)
         if metric:
             if metric not in result:
                 raise ConfigError(
@@ -195,10 +198,11 @@ def general_distillation(config: dict, rank: int = 0, world_size: int = 1) -> Pa
         max_steps=int(config["train_steps"]),
         **phase_settings(config["common_cfg"]),
     )
+    run.model_extra = checkpoint_extras(data)
     run_phase(phase, data, run)
     output = run.output_dir / "gd.ckpt"
     if run.is_main:
-        save_checkpoint(student, output)
+        save_checkpoint(student, output, run.model_extra)
         log.info("general student (with fit_dense) written to %s", output)
     return output
 
@@ -249,6 +253,7 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         task_type=task_type,
     )
     max_steps = int(config["train_steps"])
+    run.model_extra = checkpoint_extras(train)
     if not skip_phase1:
         loss = DistillationLoss(teacher, student, hidden_map, attention_map, layers=True, **weights)
         phase1 = Phase(
@@ -262,20 +267,35 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         )
         run_phase(phase1, train, run)
         if run.is_main:
-            save_checkpoint(student, run.output_dir / "td_phase1.ckpt")
+            save_checkpoint(student, run.output_dir / "td_phase1.ckpt", run.model_extra)
 
-    loss = DistillationLoss(
-        teacher, student, hidden_map, attention_map, layers=False, prediction=True, **weights
+    # Phase 2 learns from the teacher's logits, computed once per row (teacher_outputs.py).
+    loss = PredictionLoss(
+        student,
+        task_type=task_type,
+        temperature=weights["temperature"],
+        weight=weights["prediction_weight"],
     )
     phase2 = Phase(
         "td_phase2",
         loss,
         student,
-        LABELLED_COLUMNS,
+        LABELLED_COLUMNS if task_type == "regression" else (*LABELLED_COLUMNS, "teacher_logits"),
         epochs=int(config["td_phase2_epoch_size"]),
         max_steps=max_steps,
         **phase_settings(config["phase2_cfg"]),
     )
+    if task_type != "regression" and phase2.epochs > 0:
+        phase2.cached["teacher_logits"] = teacher_logits(
+            teacher,
+            config["load_teacher_ckpt_path"],
+            train,
+            phase_rows(phase2, train, run),
+            run.output_dir / CACHE_FILE,
+            batch_size=int(config["eval_cfg"]["batch_size"]),
+            length_buckets=run.length_buckets,
+            write=run.is_main,
+        )
     evaluation = (
         evaluation_for(config, evaluation_data, run.output_dir / "best.ckpt")
         if evaluation_data
@@ -283,7 +303,7 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
     )
     run_phase(phase2, train, run, evaluation)
     if run.is_main:
-        save_checkpoint(student.model, run.output_dir / "td_phase2.ckpt")
+        save_checkpoint(student.model, run.output_dir / "td_phase2.ckpt", run.model_extra)
     result = {"best": evaluation.best, "evaluations": evaluation.history} if evaluation else {}
     if run.is_main:
         _summary(run.output_dir, result)
@@ -348,9 +368,10 @@ def fine_tune(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         if evaluation_data
         else None
     )
+    run.model_extra = checkpoint_extras(train)
     run_phase(phase, train, run, evaluation)
     if run.is_main:
-        save_checkpoint(model, run.output_dir / "last.ckpt")
+        save_checkpoint(model, run.output_dir / "last.ckpt", run.model_extra)
     result = {"best": evaluation.best, "evaluations": evaluation.history} if evaluation else {}
     if run.is_main:
         _summary(run.output_dir, result)

@@ -30,6 +30,8 @@ KEY_HELP = {
     "do_eval": "evaluate on eval_data_dir and keep the best checkpoint",
     "eval_step": "evaluate every N steps (0: at the end of each epoch)",
     "do_shuffle": "shuffle the rows each epoch (the order depends only on seed and epoch)",
+    "length_buckets": "pad each batch only to the smallest multiple of 16 holding its longest "
+    "row, not to seq_length (false: the zoo's fixed padding)",
     "save_ckpt_step": "write a resumable checkpoint every N steps",
     "max_ckpt_num": "resumable checkpoints kept per phase (oldest deleted)",
     "save_ckpt_path": "output folder: checkpoints, log.txt, metrics.jsonl, final models",

@@ -4,12 +4,21 @@ The order is a pure function of (seed, epoch), so a resumed run sees exactly the
 uninterrupted run would have. Data parallel: step s of epoch e takes the s-th global batch
 of `batch_size * world_size` rows of that epoch's order, and each worker its own slice of
 it, so N workers together see what one worker with an N times larger batch would.
+
+Length buckets (`length_buckets`, on by default): a batch is cut to the smallest bucket
+length (a multiple of 16, at most the records' seq_length) that holds its longest row, so a
+step pays for the tokens it has rather than for seq_length. To make batches of similar
+lengths, the epoch's shuffled order is cut into windows of `BUCKET_WINDOW` global batches,
+each window is sorted by length bucket and cut into global batches, and the batches of the
+whole epoch are shuffled again. Every row still appears once per epoch, the batches stay
+random, and MindSpore compiles one graph per bucket length (four at seq_length 64).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +26,8 @@ import numpy as np
 from tinybert_data import load_records
 
 COLUMNS = ("input_ids", "segment_ids", "input_mask", "label_ids")
+BUCKET_STEP = 16  # bucket lengths are multiples of this
+BUCKET_WINDOW = 64  # global batches per sorting window
 
 
 class DataError(ValueError):
@@ -25,6 +36,9 @@ class DataError(ValueError):
 
 @dataclass
 class Dataset:
+    """Rows of a data folder. The trainer and evaluation read only `num_rows`, `lengths` and
+    `inputs`, so a streaming reader can stand in for the in-memory columns."""
+
     columns: dict  # name -> numpy array, rows first
     task: dict  # task.json: task, task_type, labels, seq_length, vocab_size, ...
     path: Path
@@ -32,6 +46,15 @@ class Dataset:
     @property
     def num_rows(self) -> int:
         return len(self.columns["input_ids"])
+
+    @property
+    def seq_length(self) -> int:
+        return int(self.columns["input_ids"].shape[1])
+
+    @cached_property
+    def lengths(self) -> np.ndarray:
+        """Real tokens of each row (the input_mask sum)."""
+        return self.columns["input_mask"].sum(axis=1).astype(np.int64)
 
     def inputs(self, rows, names) -> list:
         return [self.columns[name][rows] for name in names]
@@ -44,7 +67,7 @@ def load_dataset(path, *, dataset_type: str = "tfrecord", need_labels: bool = Tr
         raise DataError(
             f"{path}: data folder not found (write one with `tinybert-data task` or `corpus`)"
         )
-    task_file = (path if path.is_dir() else path.parent) / "task.json"
+    task_file = records_folder(path) / "task.json"
     task = json.loads(task_file.read_text(encoding="utf-8")) if task_file.is_file() else {}
     try:
         columns = load_records(path)
@@ -64,6 +87,12 @@ def load_dataset(path, *, dataset_type: str = "tfrecord", need_labels: bool = Tr
     return Dataset(columns, task, path)
 
 
+def records_folder(path) -> Path:
+    """The folder holding the records (and task.json, vocab.txt) of a data path."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
 def epoch_order(num_rows: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
     if not shuffle:
         return np.arange(num_rows)
@@ -81,3 +110,64 @@ def batch_rows(
     """The rows worker `rank` trains on at this step."""
     start = (step_in_epoch * world_size + rank) * batch_size
     return order[start : start + batch_size]
+
+
+def bucket_length(longest: int, seq_length: int) -> int:
+    """The smallest multiple of BUCKET_STEP that holds `longest` tokens, at most seq_length."""
+    return min(seq_length, -(-max(int(longest), 1) // BUCKET_STEP) * BUCKET_STEP)
+
+
+def bucketed_order(
+    lengths: np.ndarray, global_batch: int, seed: int, epoch: int, shuffle: bool = True
+) -> np.ndarray:
+    """An epoch's order in which each global batch holds rows of similar length.
+
+    The shuffled order (epoch_order) minus the remainder of less than one global batch is
+    cut into windows of BUCKET_WINDOW global batches; each window is sorted by length bucket
+    (not by exact length: within a bucket the rows keep their shuffled order, which costs no
+    padding and keeps batches as random as they can be) and cut into global batches; the
+    batches of the epoch are then shuffled (unless `shuffle` is false). A pure function of
+    its inputs.
+    """
+    steps = steps_per_epoch(len(lengths), global_batch)
+    order = epoch_order(len(lengths), seed, epoch, shuffle)[: steps * global_batch]
+    buckets = -(-np.asarray(lengths) // BUCKET_STEP)  # bucket of each row
+    window = BUCKET_WINDOW * global_batch
+    for start in range(0, len(order), window):
+        part = order[start : start + window]
+        order[start : start + window] = part[np.argsort(buckets[part], kind="stable")]
+    batches = order.reshape(steps, global_batch)
+    if shuffle:
+        batches = batches[np.random.default_rng([seed, epoch, 1]).permutation(steps)]
+    return batches.reshape(-1)
+
+
+# Arrays with one entry per token, by name and the number of axes they then have: labels
+# are per token for NER ([batch, seq]), cached teacher logits too ([batch, seq, labels]).
+PER_TOKEN_NDIM = {
+    "input_ids": 2,
+    "segment_ids": 2,
+    "input_mask": 2,
+    "label_ids": 2,
+    "teacher_logits": 3,
+}
+
+
+def trim(names, arrays: list, length: int) -> list:
+    """Cut the token axis (axis 1) of the per-token arrays among `arrays` to `length`."""
+    return [
+        a[:, :length] if PER_TOKEN_NDIM.get(name) == a.ndim else a for name, a in zip(names, arrays)
+    ]
+
+
+def checkpoint_extras(data: Dataset) -> dict:
+    """The "task_info" and "vocab" entries a trained model's checkpoint carries (what export
+    needs to rebuild the tokenizer and labels): the records' task.json and vocab.txt."""
+    folder = records_folder(data.path)
+    extras = {}
+    if data.task:
+        extras["task_info"] = json.dumps(data.task)
+    vocab = folder / "vocab.txt"
+    if vocab.is_file():
+        extras["vocab"] = vocab.read_text(encoding="utf-8")
+    return extras

@@ -7,6 +7,8 @@ from the gradient graph.
 - `DistillationLoss`: TinyBERT's losses. General distillation and task-distillation phase
   1 use the attention and hidden-state losses (`layers=True`); phase 2 the prediction loss
   (`prediction=True`). Both at once is allowed too.
+- `PredictionLoss`: phase 2 on teacher logits computed beforehand (teacher_outputs.py): the
+  student alone runs.
 - `FineTuneLoss`: plain supervised loss on labels, for fine-tuning a teacher.
 """
 
@@ -82,26 +84,54 @@ class DistillationLoss(nn.Cell):
             for student_index, teacher_index in self.attention_pairs:
                 teacher_layer = ops.stop_gradient(teacher_scores[teacher_index])
                 loss += self.attention_weight * attention_loss(
-                    student_scores[student_index], teacher_layer
+                    student_scores[student_index], teacher_layer, input_mask
                 )
             for student_index, teacher_index in self.hidden_pairs:
                 teacher_state = ops.stop_gradient(teacher_hidden[teacher_index])
                 loss += self.hidden_weight * hidden_loss(
-                    student_hidden[student_index], teacher_state
+                    student_hidden[student_index], teacher_state, input_mask
                 )
         if self.prediction:
-            if self.task_type == "regression":
-                # the zoo's TinyBERT regresses on the gold labels in phase 2
-                loss += self.prediction_weight * regression_loss(student_logits, label_ids)
-            elif self.task_type == "ner":
-                loss += self.prediction_weight * soft_cross_entropy(
-                    student_logits, teacher_logits, self.temperature, input_mask
-                )
-            else:
-                loss += self.prediction_weight * soft_cross_entropy(
-                    student_logits, teacher_logits, self.temperature
-                )
+            loss += self.prediction_weight * prediction_loss(
+                self.task_type,
+                student_logits,
+                teacher_logits,
+                label_ids,
+                input_mask,
+                self.temperature,
+            )
         return loss
+
+
+def prediction_loss(task_type, student_logits, teacher_logits, label_ids, input_mask, temperature):
+    """Phase 2's loss: soft cross-entropy against the teacher (per real token for NER)."""
+    if task_type == "regression":
+        # the zoo's TinyBERT regresses on the gold labels in phase 2
+        return regression_loss(student_logits, label_ids)
+    if task_type == "ner":
+        return soft_cross_entropy(student_logits, teacher_logits, temperature, input_mask)
+    return soft_cross_entropy(student_logits, teacher_logits, temperature)
+
+
+class PredictionLoss(nn.Cell):
+    """Phase 2 on cached teacher logits (`teacher_logits`, an input like the data columns).
+
+    `student` is a TinyBertStudent; only its wrapped model runs (fit_dense serves phase 1).
+    Regression learns from the gold labels (as the zoo's phase 2 does): no teacher_logits.
+    """
+
+    def __init__(self, student, *, task_type: str, temperature: float = 1.0, weight: float = 1.0):
+        super().__init__()
+        self.model = student.model
+        self.task_type = task_type
+        self.temperature = temperature
+        self.weight = weight
+
+    def construct(self, input_ids, segment_ids, input_mask, label_ids, teacher_logits=None):
+        student_logits = self.model(input_ids, segment_ids, input_mask)[0]
+        return self.weight * prediction_loss(
+            self.task_type, student_logits, teacher_logits, label_ids, input_mask, self.temperature
+        )
 
 
 class FineTuneLoss(nn.Cell):

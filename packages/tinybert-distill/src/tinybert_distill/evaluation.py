@@ -1,4 +1,5 @@
-"""Evaluate a head model on a data folder with tinybert-eval's metrics."""
+"""Run a head model over a data folder: its logits (`predict`), or tinybert-eval's metrics
+(`evaluate`)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,55 @@ from mindspore import Tensor
 
 from tinybert_eval import get_evaluator
 
-from .data import Dataset
+from .data import Dataset, bucket_length
+
+TEXT_COLUMNS = ("input_ids", "segment_ids", "input_mask")
 
 
-def evaluate(model, dataset: Dataset, batch_size: int = 32) -> dict:
-    """Run `model` over every row of `dataset`; return tinybert-eval's result dict.
+def predict(
+    model, dataset: Dataset, rows=None, batch_size: int = 32, length_buckets: bool = True
+) -> np.ndarray:
+    """The first output (logits) of `model` in inference mode for `rows` (default: all), in
+    that order: [rows, labels], or [rows, seq_length, labels] for tagging.
 
-    The last batch is padded to full size so a compiled graph sees a single shape; padded
-    rows are dropped before scoring.
+    With length buckets the rows are run sorted by length, each batch cut to its bucket, so
+    short rows cost what their tokens cost. Every batch has `batch_size` rows (the last one
+    is filled up with repeats, dropped afterwards), so a compiled graph sees one shape per
+    bucket. Per-token logits beyond a batch's bucket are 0.
     """
+    model.set_train(False)
+    rows = np.arange(dataset.num_rows) if rows is None else np.asarray(rows)
+    lengths = dataset.lengths[rows]
+    run_order = np.argsort(lengths, kind="stable") if length_buckets else np.arange(len(rows))
+    outputs = None
+    for start in range(0, len(rows), batch_size):
+        chosen = run_order[start : start + batch_size]
+        real = len(chosen)
+        chosen = np.pad(chosen, (0, batch_size - real), mode="edge")
+        length = dataset.seq_length
+        if length_buckets:
+            length = bucket_length(lengths[chosen].max(), dataset.seq_length)
+        arrays = [a[:, :length] for a in dataset.inputs(rows[chosen], TEXT_COLUMNS)]
+        logits = model(*[Tensor(a) for a in arrays])[0].asnumpy()[:real]
+        if outputs is None:
+            shape = (len(rows), dataset.seq_length, *logits.shape[2:])
+            outputs = np.zeros(shape if logits.ndim == 3 else (len(rows), *logits.shape[1:]))
+            outputs = outputs.astype(np.float32)
+        if logits.ndim == 3:
+            outputs[chosen[:real], :length] = logits
+        else:
+            outputs[chosen[:real]] = logits
+    return outputs
+
+
+def evaluate(model, dataset: Dataset, batch_size: int = 32, length_buckets: bool = True) -> dict:
+    """Run `model` over every row of `dataset`; return tinybert-eval's result dict."""
     task = dataset.task
     evaluator = get_evaluator(task["task"], labels=task.get("labels"))
-    model.set_train(False)
+    logits = predict(model, dataset, None, batch_size, length_buckets)
     for start in range(0, dataset.num_rows, batch_size):
         rows = np.arange(start, min(start + batch_size, dataset.num_rows))
-        real = len(rows)
-        rows = np.pad(rows, (0, batch_size - real), mode="edge")
-        input_ids, segment_ids, input_mask, labels = dataset.inputs(
-            rows, ("input_ids", "segment_ids", "input_mask", "label_ids")
-        )
-        logits = model(Tensor(input_ids), Tensor(segment_ids), Tensor(input_mask))[0].asnumpy()
-        mask = input_mask[:real] if logits.ndim == 3 else None
-        evaluator.update(logits[:real], labels[:real], mask=mask)
+        input_mask, labels = dataset.inputs(rows, ("input_mask", "label_ids"))
+        mask = input_mask if logits.ndim == 3 else None
+        evaluator.update(logits[rows], labels, mask=mask)
     return evaluator.compute()

@@ -14,24 +14,51 @@ from mindspore import ops
 MASKED_SCORE = -100.0
 
 
-def attention_loss(student_scores, teacher_scores):
+def attention_loss(student_scores, teacher_scores, input_mask=None):
     """MSE between one student layer's and one teacher layer's attention scores.
 
-    Scores are pre-softmax with the mask added, [batch, heads, seq, seq]; positions at or
-    below -100 (masked keys) are zeroed in both so that padding contributes nothing.
+    Scores are pre-softmax with the mask added, [batch, heads, seq, seq].
+
+    With `input_mask` [batch, seq] (what training passes): each example's mean over the
+    score entries whose query and key are both real tokens (heads x n x n of them for a row of
+    n tokens), then the mean over examples. Padding contributes nothing, so the loss of a
+    batch does not depend on how far it is padded, and the mean over examples keeps the loss
+    of a data-parallel global batch equal to the mean of its workers' losses. For rows without
+    padding (corpus records) this is the plain MSE over all entries.
+
+    Without a mask: the model zoo's loss, the MSE over all entries after zeroing scores at or
+    below -100 (masked keys) in both maps.
     """
-    student = ops.where(
-        student_scores <= MASKED_SCORE, ops.zeros_like(student_scores), student_scores
-    )
-    teacher = ops.where(
-        teacher_scores <= MASKED_SCORE, ops.zeros_like(teacher_scores), teacher_scores
-    )
-    return ops.mean(ops.square(student - teacher))
+    if input_mask is None:
+        student = ops.where(
+            student_scores <= MASKED_SCORE, ops.zeros_like(student_scores), student_scores
+        )
+        teacher = ops.where(
+            teacher_scores <= MASKED_SCORE, ops.zeros_like(teacher_scores), teacher_scores
+        )
+        return ops.mean(ops.square(student - teacher))
+    mask = ops.cast(input_mask, ms.float32)
+    real_pairs = ops.expand_dims(ops.expand_dims(mask, 2) * ops.expand_dims(mask, 1), 1)
+    # scores at masked keys carry MASK_PENALTY in both maps; the product drops them exactly
+    squared = ops.square(student_scores - teacher_scores) * real_pairs
+    heads = student_scores.shape[1]
+    entries = ops.square(ops.sum(mask, 1)) * heads
+    return ops.mean(ops.sum(squared, (1, 2, 3)) / ops.maximum(entries, 1.0))
 
 
-def hidden_loss(student_fitted, teacher_hidden):
-    """MSE between a student hidden state (already mapped by fit_dense) and the teacher's."""
-    return ops.mean(ops.square(student_fitted - teacher_hidden))
+def hidden_loss(student_fitted, teacher_hidden, input_mask=None):
+    """MSE between a student hidden state (already mapped by fit_dense) and the teacher's.
+
+    With `input_mask` [batch, seq]: each example's mean over its real tokens (and the hidden
+    units), then the mean over examples, as for attention_loss. Without: the MSE over all
+    positions, padding included (the model zoo's).
+    """
+    if input_mask is None:
+        return ops.mean(ops.square(student_fitted - teacher_hidden))
+    mask = ops.cast(input_mask, ms.float32)
+    per_token = ops.sum(ops.square(student_fitted - teacher_hidden), -1)
+    units = ops.sum(mask, 1) * student_fitted.shape[-1]
+    return ops.mean(ops.sum(per_token * mask, 1) / ops.maximum(units, 1.0))
 
 
 def soft_cross_entropy(student_logits, teacher_logits, temperature: float = 1.0, mask=None):

@@ -1,7 +1,8 @@
 """The training loop every command shares: general distillation, both task-distillation
 phases and fine-tuning are each one `Phase` run by `run_phase`.
 
-Per step: take this worker's rows of the epoch's order, run the compiled TrainStep, log.
+Per step: take this worker's rows of the epoch's order (cut to the batch's length bucket,
+see data.py), run the compiled TrainStep, log.
 Every `save_ckpt_step` steps (and at the end) rank 0 writes a resumable checkpoint: the
 trained model, the optimizer's moments and step, the loss scale and the loop's own state.
 `resume=True` continues from the newest one with the same data order, learning-rate
@@ -28,7 +29,16 @@ from tqdm import tqdm
 from tinybert_model import read_checkpoint, save_checkpoint, write_checkpoint
 from tinybert_model.checkpoint import named_parameters
 
-from .data import DataError, Dataset, batch_rows, epoch_order, steps_per_epoch
+from .data import (
+    DataError,
+    Dataset,
+    batch_rows,
+    bucket_length,
+    bucketed_order,
+    epoch_order,
+    steps_per_epoch,
+    trim,
+)
 from .optimization import TrainStep, build_optimizer, learning_rates
 from .runs import TRAINER_STATE, checkpoint_path, is_own, remember_state, saved_checkpoints
 
@@ -44,7 +54,7 @@ class Phase:
     name: str  # file names and logs: "gd", "td_phase1", "td_phase2", "finetune"
     loss_net: nn.Cell  # inputs -> scalar loss
     model: nn.Cell  # what is trained and saved (a student, or the model being fine-tuned)
-    inputs: tuple  # dataset columns, in the loss network's argument order
+    inputs: tuple  # dataset columns (or `cached` names), in the loss network's argument order
     epochs: int
     batch_size: int
     optimizer: dict  # an AdamWeightDecay block: learning_rate, end_learning_rate, ...
@@ -52,6 +62,7 @@ class Phase:
     scale_factor: float = 2.0
     scale_window: int = 1000
     max_steps: int = -1  # stop early (train_steps); -1: all epochs
+    cached: dict = field(default_factory=dict)  # name -> array by row, e.g. teacher_logits
 
 
 @dataclass
@@ -68,6 +79,9 @@ class Run:
     world_size: int = 1
     log_every: int = 1  # steps between lines in log.txt
     identity: dict | None = None  # runs.run_identity: which checkpoints are this run's
+    length_buckets: bool = True  # pad each batch to its length bucket, not to seq_length
+    # string entries of saved models (task_info, vocab)
+    model_extra: dict = field(default_factory=dict)
 
     @property
     def is_main(self) -> bool:
@@ -87,15 +101,11 @@ class Evaluation:
 
 def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | None = None) -> None:
     """Train `phase.model` on `data`; resumable, logged, checkpointed."""
-    per_epoch = steps_per_epoch(data.num_rows, phase.batch_size, run.world_size)
-    if per_epoch == 0:
-        raise DataError(
-            f"{data.path}: {data.num_rows} rows is less than one batch of "
-            f"{phase.batch_size * run.world_size}; lower batch_size"
-        )
-    total = per_epoch * phase.epochs
-    if phase.max_steps > 0:
-        total = min(total, phase.max_steps)
+    global_batch = phase.batch_size * run.world_size
+    per_epoch, total = _steps(phase, data, run)
+    if total == 0:
+        log.info("%s: 0 epochs, skipped", phase.name)
+        return
     rates = learning_rates(total, phase.optimizer)
     optimizer = build_optimizer(phase.model.trainable_params(), rates, phase.optimizer)
     step_cell = TrainStep(
@@ -132,21 +142,20 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
         unit="step",
     )
     order_epoch, order = None, None
-    examples_per_step = phase.batch_size * run.world_size
     started = time.perf_counter()
     for step in range(start, total):
         epoch, step_in_epoch = divmod(step, per_epoch)
         if epoch != order_epoch:
-            order_epoch, order = epoch, epoch_order(data.num_rows, run.seed, epoch, run.shuffle)
-        rows = batch_rows(order, step_in_epoch, phase.batch_size, run.rank, run.world_size)
-        loss, finite, scale = step_cell(*[Tensor(x) for x in data.inputs(rows, phase.inputs)])
+            order_epoch, order = epoch, _order(data, run, global_batch, epoch)
+        inputs = step_inputs(phase, data, run, order, step_in_epoch)
+        loss, finite, scale = step_cell(*[Tensor(x) for x in inputs])
         loss, finite, scale = (
             loss.asnumpy().item(),
             bool(finite.asnumpy().item()),
             scale.asnumpy().item(),
         )
         done = step + 1
-        speed = (done - start) * examples_per_step / (time.perf_counter() - started)
+        speed = (done - start) * global_batch / (time.perf_counter() - started)
         rate = float(rates[step])
         if not math.isfinite(loss):
             raise FloatingPointError(
@@ -171,6 +180,55 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
             best = evaluation.best if evaluation else None
             _save_state(phase, step_cell, run, done, best)
     progress.close()
+
+
+def _steps(phase: Phase, data: Dataset, run: Run) -> tuple:
+    """(steps per epoch, steps of the phase)."""
+    per_epoch = steps_per_epoch(data.num_rows, phase.batch_size, run.world_size)
+    if per_epoch == 0:
+        raise DataError(
+            f"{data.path}: {data.num_rows} rows is less than one batch of "
+            f"{phase.batch_size * run.world_size}; lower batch_size"
+        )
+    total = per_epoch * phase.epochs
+    if phase.max_steps > 0:
+        total = min(total, phase.max_steps)
+    return per_epoch, total
+
+
+def phase_rows(phase: Phase, data: Dataset, run: Run) -> np.ndarray:
+    """Every row the phase's steps will train on (all rows once it runs a full epoch)."""
+    global_batch = phase.batch_size * run.world_size
+    per_epoch, total = _steps(phase, data, run)
+    if total >= per_epoch:
+        return np.arange(data.num_rows)
+    return np.sort(_order(data, run, global_batch, 0)[: total * global_batch])
+
+
+def _order(data: Dataset, run: Run, global_batch: int, epoch: int):
+    if run.length_buckets:
+        return bucketed_order(data.lengths, global_batch, run.seed, epoch, run.shuffle)
+    return epoch_order(data.num_rows, run.seed, epoch, run.shuffle)
+
+
+def step_inputs(phase: Phase, data: Dataset, run: Run, order, step_in_epoch: int) -> list:
+    """This worker's arrays for one step, in `phase.inputs` order.
+
+    With length buckets every worker cuts its slice to the bucket of the whole global batch's
+    longest row, so all workers run the same shape (and one process with the combined batch
+    would run it too).
+    """
+    rows = batch_rows(order, step_in_epoch, phase.batch_size, run.rank, run.world_size)
+    names = phase.inputs
+    from_data = [n for n in names if n not in phase.cached]
+    arrays = dict(zip(from_data, data.inputs(rows, from_data)))
+    arrays.update({n: phase.cached[n][rows] for n in names if n in phase.cached})
+    arrays = [arrays[n] for n in names]
+    if not run.length_buckets:
+        return arrays
+    global_rows = batch_rows(order, step_in_epoch, phase.batch_size * run.world_size)
+    length = bucket_length(data.lengths[global_rows].max(), data.seq_length)
+    return trim(names, arrays, length)
 
 
 def _log_step(
@@ -203,7 +261,8 @@ def _log_step(
 
 
 def _evaluate(evaluation: Evaluation, phase: Phase, run: Run, step: int) -> None:
-    result = evaluation.evaluate(phase.model)
+    # the plain model: a student's fit_dense only serves the layer losses
+    result = evaluation.evaluate(_plain_model(phase.model))
     name = result["main"]
     value = float(result[name])
     evaluation.history.append({"phase": phase.name, "step": step, **_plain(result)})
@@ -220,7 +279,7 @@ def _evaluate(evaluation: Evaluation, phase: Phase, run: Run, step: int) -> None
             with open(run.output_dir / "log.txt", "a", encoding="utf-8") as handle:
                 handle.write(message + "\n")
             if evaluation.best_path is not None:
-                save_checkpoint(_plain_model(phase.model), evaluation.best_path)
+                save_checkpoint(_plain_model(phase.model), evaluation.best_path, run.model_extra)
 
 
 def _plain_model(model):

@@ -92,7 +92,13 @@ class BertEmbeddings(nn.Cell):
 
 
 class BertSelfAttention(nn.Cell):
-    """Multi-head self-attention and its output projection (residual and norm are the layer's)."""
+    """Multi-head self-attention and its output projection (residual and norm are the layer's).
+
+    Works on token rows, [batch * seq, hidden]: every dense layer then is one 2-D matmul
+    (MindSpore's Dense reshapes a 3-D input to 2-D and back on every call, and on CPU those
+    copies cost as much as the matmul). Only the score and context products see
+    [batch, heads, seq, head_size].
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -105,26 +111,29 @@ class BertSelfAttention(nn.Cell):
         self.dense = _dense(config, config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(p=config.attention_probs_dropout_prob)
 
-    def split_heads(self, x):
-        """[batch, seq, hidden] -> [batch, heads, seq, head_size]"""
-        x = ops.reshape(x, x.shape[:-1] + (self.num_heads, self.head_size))
+    def split_heads(self, rows, seq_length):
+        """[batch * seq, hidden] -> [batch, heads, seq, head_size]"""
+        x = ops.reshape(rows, (-1, seq_length, self.num_heads, self.head_size))
         return ops.transpose(x, (0, 2, 1, 3))
 
-    def construct(self, hidden, attention_bias):
-        query = self.split_heads(self.query(hidden))
-        key = self.split_heads(self.key(hidden))
-        value = self.split_heads(self.value(hidden))
+    def construct(self, rows, seq_length, attention_bias):
+        query = self.split_heads(self.query(rows), seq_length)
+        key = self.split_heads(self.key(rows), seq_length)
+        value = self.split_heads(self.value(rows), seq_length)
         scores = _float32(ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))) * self.scale
         scores = scores + attention_bias
         probabilities = self.dropout(ops.softmax(scores, axis=-1))
         context = ops.matmul(ops.cast(probabilities, value.dtype), value)
         context = ops.transpose(context, (0, 2, 1, 3))
-        context = ops.reshape(context, context.shape[:-2] + (self.num_heads * self.head_size,))
+        context = ops.reshape(context, (-1, self.num_heads * self.head_size))
         return self.dense(context), scores
 
 
 class BertLayer(nn.Cell):
-    """One transformer layer: attention block, then feed-forward block, each post-norm."""
+    """One transformer layer: attention block, then feed-forward block, each post-norm.
+
+    Takes and returns [batch, seq, hidden]; inside, the tokens are rows of one 2-D matrix.
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -137,11 +146,13 @@ class BertLayer(nn.Cell):
         self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
 
     def construct(self, hidden, attention_bias):
-        attended, scores = self.attention(hidden, attention_bias)
-        hidden = self.attention_norm(hidden + _float32(self.dropout(attended)))
-        feed_forward = self.output(self.activation(self.intermediate(hidden)))
-        hidden = self.output_norm(hidden + _float32(self.dropout(feed_forward)))
-        return hidden, scores
+        seq_length, width = hidden.shape[1], hidden.shape[2]
+        rows = ops.reshape(hidden, (-1, width))
+        attended, scores = self.attention(rows, seq_length, attention_bias)
+        rows = self.attention_norm(rows + _float32(self.dropout(attended)))
+        feed_forward = self.output(self.activation(self.intermediate(rows)))
+        rows = self.output_norm(rows + _float32(self.dropout(feed_forward)))
+        return ops.reshape(rows, (-1, seq_length, width)), scores
 
 
 class BertModel(nn.Cell):

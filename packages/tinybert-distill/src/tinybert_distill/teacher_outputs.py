@@ -1,0 +1,114 @@
+"""Teacher logits computed once: phase 2 of task distillation learns from them.
+
+The frozen teacher gives the same logits for a row every time it sees it, so phase 2 runs it
+once per row, in inference mode and length-bucketed batches, and keeps the result beside the
+run as `teacher_logits.npz`: the logits of every row (per token for tagging), which rows are
+done, and fingerprints of the records and of the teacher checkpoint they came from. Phase 2
+then runs the student alone. A resumed run reuses the file; one whose records or teacher
+changed is refused, because its phase 2 would learn from another teacher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .data import DataError, Dataset
+from .evaluation import TEXT_COLUMNS, predict
+
+log = logging.getLogger("tinybert_distill")
+
+CACHE_FILE = "teacher_logits.npz"
+
+
+def records_fingerprint(data: Dataset) -> str:
+    """sha256 of the columns the teacher reads, over every row."""
+    digest = hashlib.sha256()
+    for array in data.inputs(slice(None), TEXT_COLUMNS):
+        digest.update(np.ascontiguousarray(array, dtype=np.int32).tobytes())
+    return digest.hexdigest()
+
+
+def file_fingerprint(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def teacher_logits(
+    teacher,
+    teacher_path,
+    data: Dataset,
+    rows,
+    cache: Path,
+    batch_size: int = 32,
+    length_buckets: bool = True,
+    write: bool = True,
+) -> np.ndarray:
+    """The teacher's logits for every row of `data` (rows not in `rows` may be left at 0).
+
+    Reads `cache` if it exists (refusing one made from other records or another teacher),
+    computes the rows of `rows` it lacks, and rewrites it atomically when `write` (worker 0).
+    """
+    source = {
+        "records": str(data.path),
+        "records_sha256": records_fingerprint(data),
+        "teacher": str(teacher_path),
+        "teacher_sha256": file_fingerprint(teacher_path),
+    }
+    logits, done = None, np.zeros(data.num_rows, dtype=bool)
+    if cache.is_file():
+        logits, done = _read(cache, source, data.num_rows)
+    wanted = np.unique(np.asarray(rows, dtype=np.int64))
+    missing = wanted[~done[wanted]]
+    if len(missing):
+        log.info(
+            "teacher logits: computing %d rows (%d cached) into %s",
+            len(missing),
+            int(done.sum()),
+            cache,
+        )
+        new = predict(teacher, data, missing, batch_size, length_buckets)
+        if logits is None:
+            logits = np.zeros((data.num_rows, *new.shape[1:]), np.float32)
+        logits[missing] = new
+        done[missing] = True
+        if write:
+            _write(cache, logits, done, source)
+    else:
+        log.info("teacher logits: all %d rows from %s", len(wanted), cache)
+    return logits
+
+
+def _read(cache: Path, source: dict, num_rows: int) -> tuple:
+    try:
+        with np.load(cache) as stored:
+            logits, done = stored["logits"], stored["done"]
+            made_from = json.loads(str(stored["source"]))
+    except (OSError, ValueError, KeyError) as error:
+        raise DataError(f"{cache}: not a teacher-logits file ({error}); delete it") from None
+    for key, what in (("records_sha256", "records"), ("teacher_sha256", "teacher")):
+        if made_from.get(key) != source[key]:
+            raise DataError(
+                f"{cache}: computed from another {what} ({made_from.get(what)}), not "
+                f"{source[what]}; delete it or use another save_ckpt_path"
+            )
+    if len(done) != num_rows:
+        raise DataError(f"{cache}: holds {len(done)} rows, the records {num_rows}; delete it")
+    return logits, done
+
+
+def _write(cache: Path, logits: np.ndarray, done: np.ndarray, source: dict) -> None:
+    """Write to a temporary file and rename it: a killed run leaves the old file or none."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_name(cache.name + ".partial")
+    with open(partial, "wb") as handle:
+        np.savez(handle, logits=logits, done=done, source=np.array(json.dumps(source)))
+    os.replace(partial, cache)

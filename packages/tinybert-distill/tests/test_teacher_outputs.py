@@ -1,0 +1,98 @@
+"""Phase 2's teacher logits, computed once: equal to the live teacher's, written atomically,
+reused, and refused when the records or the teacher changed."""
+
+import mindspore as ms
+import numpy as np
+import pytest
+from conftest import ENGLISH_VOCAB, SHARED_DATA, metrics, write_records
+
+from tinybert_distill.cli import task_distill
+from tinybert_distill.data import DataError, load_dataset
+from tinybert_distill.teacher_outputs import CACHE_FILE, teacher_logits
+from tinybert_model import load_model, save_checkpoint
+
+
+def test_cached_logits_equal_the_live_teacher(tmp_path, finetuned_tiny, sst2_train):
+    teacher = load_model(finetuned_tiny)
+    data = load_dataset(sst2_train)
+    cache = tmp_path / CACHE_FILE
+    rows = np.arange(0, data.num_rows, 2)  # half the rows: only those are computed
+    cached = teacher_logits(teacher, finetuned_tiny, data, rows, cache, batch_size=16)
+    assert cache.is_file() and not (tmp_path / (CACHE_FILE + ".partial")).exists()
+
+    teacher.set_train(False)
+    for start in range(0, 64, 16):
+        batch = rows[start : start + 16]
+        live = teacher(
+            *[ms.Tensor(a) for a in data.inputs(batch, ("input_ids", "segment_ids", "input_mask"))]
+        )
+        np.testing.assert_allclose(cached[batch], live[0].asnumpy(), atol=1e-6, rtol=0)
+
+    # the rest are computed on demand; the rows already there are read back unchanged
+    again = teacher_logits(teacher, finetuned_tiny, data, np.arange(data.num_rows), cache, 16)
+    np.testing.assert_array_equal(again[rows], cached[rows])
+    assert np.all(np.abs(again[1::2]).sum(-1) > 0)
+    with np.load(cache) as stored:
+        assert stored["done"].all()
+
+
+def test_cache_from_other_records_or_teacher_is_refused(
+    tmp_path, tmp_path_factory, finetuned_tiny, sst2_train
+):
+    teacher = load_model(finetuned_tiny)
+    data = load_dataset(sst2_train)
+    cache = tmp_path / CACHE_FILE
+    teacher_logits(teacher, finetuned_tiny, data, np.arange(32), cache, 16)
+
+    other_records = write_records(
+        SHARED_DATA / "sst2" / "train.tsv",
+        330,  # ten more rows than sst2_train
+        "sst2",
+        ENGLISH_VOCAB,
+        tmp_path_factory.mktemp("other") / "train",
+    )
+    with pytest.raises(DataError, match="computed from another records"):
+        teacher_logits(teacher, finetuned_tiny, load_dataset(other_records), [0], cache, 16)
+
+    other_teacher = tmp_path / "other_teacher.ckpt"
+    for parameter in teacher.get_parameters():
+        if parameter.name.endswith("classifier.bias"):
+            parameter.set_data(parameter + 0.5)
+    save_checkpoint(teacher, other_teacher)
+    with pytest.raises(DataError, match="computed from another teacher"):
+        teacher_logits(teacher, other_teacher, data, [0], cache, 16)
+
+
+def test_phase2_writes_the_cache_and_a_resumed_run_reuses_it(
+    tmp_path, finetuned_tiny, sst2_train, sst2_dev, caplog
+):
+    output = tmp_path / "td"
+    arguments = [
+        "--task_name",
+        "sst2",
+        "--load_teacher_ckpt_path",
+        str(finetuned_tiny),
+        "--init_student_from_teacher_layers",
+        "[0]",
+        "--train_data_dir",
+        str(sst2_train),
+        "--eval_data_dir",
+        str(sst2_dev),
+        "--save_ckpt_path",
+        str(output),
+        "--train_steps",
+        "6",
+        "--phase1_cfg.batch_size",
+        "16",
+        "--phase2_cfg.batch_size",
+        "16",
+        "--eval_cfg.batch_size",
+        "16",
+    ]
+    assert task_distill(arguments) == 0
+    with np.load(output / CACHE_FILE) as stored:
+        assert stored["done"].sum() == 6 * 16  # 6 steps of 16 rows in phase 2
+    assert len(metrics(output, "td_phase2")) == 6
+    assert task_distill([*arguments, "--resume", "true"]) == 0
+    log = (output / "log.txt").read_text()
+    assert "teacher logits: all 96 rows from" in log
