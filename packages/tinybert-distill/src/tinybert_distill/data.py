@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from tinybert_data import load_records
+from tinybert_data import open_records
 
 COLUMNS = ("input_ids", "segment_ids", "input_mask", "label_ids")
 BUCKET_STEP = 16  # bucket lengths are multiples of this
@@ -36,32 +35,43 @@ class DataError(ValueError):
 
 @dataclass
 class Dataset:
-    """Rows of a data folder. The trainer and evaluation read only `num_rows`, `lengths` and
-    `inputs`, so a streaming reader can stand in for the in-memory columns."""
+    """Rows of a data folder, read by row number when a step needs them.
 
-    columns: dict  # name -> numpy array, rows first
+    `records` is tinybert-data's `open_records`: a row index per TFRecord shard, so memory
+    stays bounded whatever the corpus size (MindRecord folders are loaded whole). The trainer
+    and evaluation read only `num_rows`, `seq_length`, `lengths` and `inputs`.
+    """
+
+    records: object  # tinybert_data.IndexedRecords, or LoadedRecords for MindRecord
     task: dict  # task.json: task, task_type, labels, seq_length, vocab_size, ...
     path: Path
 
     @property
     def num_rows(self) -> int:
-        return len(self.columns["input_ids"])
+        return self.records.num_rows
 
     @property
     def seq_length(self) -> int:
-        return int(self.columns["input_ids"].shape[1])
+        return int(self.task.get("seq_length") or self.inputs([0], ["input_ids"])[0].shape[1])
 
-    @cached_property
+    @property
     def lengths(self) -> np.ndarray:
-        """Real tokens of each row (the input_mask sum)."""
-        return self.columns["input_mask"].sum(axis=1).astype(np.int64)
+        """Real tokens of each row (the input_mask sum), from the row index."""
+        return self.records.lengths
 
     def inputs(self, rows, names) -> list:
-        return [self.columns[name][rows] for name in names]
+        """int32 arrays of `rows` (row numbers) for each column in `names`; regression labels
+        as float32."""
+        batch = self.records.read(np.asarray(rows), names)
+        regression = self.task.get("task_type") == "regression"
+        return [
+            batch[name].astype(np.float32) if name == "label_ids" and regression else batch[name]
+            for name in names
+        ]
 
 
 def load_dataset(path, *, dataset_type: str = "tfrecord", need_labels: bool = True) -> Dataset:
-    """Load a folder written by `tinybert-data task` or `tinybert-data corpus`."""
+    """Open a folder written by `tinybert-data task` or `tinybert-data corpus`."""
     path = Path(path)
     if not str(path) or not path.exists():
         raise DataError(
@@ -70,21 +80,20 @@ def load_dataset(path, *, dataset_type: str = "tfrecord", need_labels: bool = Tr
     task_file = records_folder(path) / "task.json"
     task = json.loads(task_file.read_text(encoding="utf-8")) if task_file.is_file() else {}
     try:
-        columns = load_records(path)
+        records = open_records(path)
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: cannot read {dataset_type} records ({error})") from None
-    missing = [c for c in COLUMNS[: 4 if need_labels else 3] if c not in columns]
+    missing = [c for c in COLUMNS[: 4 if need_labels else 3] if c not in records.columns]
     if missing:
         raise DataError(f"{path}: the records have no {', '.join(missing)} column")
-    if not len(columns["input_ids"]):
+    if not records.num_rows:
         raise DataError(f"{path}: no rows")
-    columns = {name: np.asarray(values) for name, values in columns.items()}
-    for name in ("input_ids", "segment_ids", "input_mask"):
-        columns[name] = columns[name].astype(np.int32)
-    if "label_ids" in columns:
-        regression = task.get("task_type") == "regression"
-        columns["label_ids"] = columns["label_ids"].astype(np.float32 if regression else np.int32)
-    return Dataset(columns, task, path)
+    if need_labels and task.get("labelled") is False:
+        raise DataError(
+            f"{path}: the records are unlabelled (a test set, task.json says labelled: false); "
+            "training and evaluation need labelled data"
+        )
+    return Dataset(records, task, path)
 
 
 def records_folder(path) -> Path:

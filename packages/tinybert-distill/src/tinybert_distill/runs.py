@@ -140,7 +140,9 @@ def digest(path) -> str | None:
     total = hashlib.sha256()
     for file in sorted(path.rglob("*")):
         relative = file.relative_to(path)
-        if file.is_file() and not any(part.startswith(".") for part in relative.parts):
+        # Row indexes (.rowindex) are derived from the shards and built on first use.
+        derived = file.suffix == ".rowindex"
+        if file.is_file() and not derived and not any(p.startswith(".") for p in relative.parts):
             total.update(f"{relative.as_posix()}\0{_file_digest(file)}\0".encode())
     return total.hexdigest()[:16]
 
