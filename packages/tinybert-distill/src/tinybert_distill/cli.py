@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from tinybert_data import RecordsError
 from tinybert_model import CheckpointError
 
 from .commands import fine_tune, general_distillation, task_distillation
@@ -47,6 +48,7 @@ USER_ERRORS = (
     ModelError,
     CheckpointError,
     RunError,
+    RecordsError,  # a corrupt record met mid-run: shard and record number, before its step
     OSError,  # a full disk, a folder that cannot be written: one line naming the file
     FloatingPointError,
 )
