@@ -68,14 +68,16 @@ class GraphBuilder:
     def dense(self, x: str, name: str, scale: float = 1.0) -> str:
         """x @ W + b; on a 2-D x, ORT fuses the two into one Gemm."""
         weight = self.weight(f"{name}.weight", transpose=True, scale=scale)
-        return self.op("Add", self.op("MatMul", x, weight), self.weight(f"{name}.bias", scale=scale))
+        return self.op(
+            "Add", self.op("MatMul", x, weight), self.weight(f"{name}.bias", scale=scale)
+        )
 
     def layer_norm(self, x: str, name: str, epsilon: float) -> str:
         gamma, beta = self.weight(f"{name}.gamma"), self.weight(f"{name}.beta")
         return self.op("LayerNormalization", x, gamma, beta, axis=-1, epsilon=epsilon)
 
     def gelu(self, x: str) -> str:
-        """Exact GELU in the form ORT's Gelu fusion matches: Div(√2) -> Erf -> Add 1 -> Mul x -> Mul 0.5."""
+        """Exact GELU as ORT's Gelu fusion matches it: Div(√2), Erf, Add 1, Mul x, Mul 0.5."""
         erf = self.op("Erf", self.op("Div", x, self.constant(math.sqrt(2.0))))
         return self.op(
             "Mul", self.op("Mul", x, self.op("Add", erf, self.constant(1.0))), self.constant(0.5)
@@ -131,7 +133,9 @@ def build_graph(tensors: dict, config, architecture: str, metadata: dict) -> onn
     heads_shape = g.op(
         "Concat",
         batch,
-        g.constant([-1, config.num_attention_heads, hidden_size // config.num_attention_heads], np.int64),
+        g.constant(
+            [-1, config.num_attention_heads, hidden_size // config.num_attention_heads], np.int64
+        ),
         axis=0,
     )
 
