@@ -257,7 +257,9 @@ def quantize(argv=None) -> int:
             if not args.calibration_data:
                 raise DeployError("--mode static needs --calibration_data")
             model = OnnxModel(args.model)
-            calibration = task_columns(model.task, args.calibration_data, args.vocab, model)
+            calibration = task_columns(
+                model.task, args.calibration_data, args.vocab, model, rows=args.calibration_rows
+            )
         quantize_model(args.model, args.output, args.mode, calibration, args.calibration_rows)
         logging.getLogger("tinybert_deploy").info("wrote %s", args.output)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -15,12 +16,18 @@ from .runtime import INPUTS, OnnxModel, trimmed
 
 
 def task_columns(
-    task_name: str, path, vocab_path, model: OnnxModel, seq_length: int | None = None
+    task_name: str,
+    path,
+    vocab_path,
+    model: OnnxModel,
+    seq_length: int | None = None,
+    rows: int | None = None,
 ) -> dict:
     """Feature columns of a raw task file (TSV / JSON lines) or of a records folder.
 
     `vocab_path` None: the model's own vocabulary; `seq_length` None: the length the model was
-    trained at (128 for models that do not record it)."""
+    trained at (128 for models that do not record it). `rows`: only the first rows, bad ones
+    skipped (a calibration sample); None: every row, a bad one is an error."""
     path = Path(path)
     if not path.exists():
         raise DeployError(f"{path}: input not found")
@@ -36,14 +43,17 @@ def task_columns(
             raise DeployError(
                 f"{path} was tokenized with {vocab_size} tokens; the model has {model.vocab_size}"
             )
-        return columns
+        return {name: values[:rows] for name, values in columns.items()} if rows else columns
     if vocab_path is None and model.vocab_text is None:
         raise DeployError(
             f"a raw input file needs --vocab ({model.path} does not carry its vocabulary)"
         )
     tokenizer = model.tokenizer(vocab_path)
     task = get_task(task_name)
-    examples = list(task.read(path))
+    if rows:
+        examples = list(itertools.islice(task.read(path, on_error="skip"), rows))
+    else:
+        examples = list(task.read(path))
     if not examples:
         raise DeployError(f"{path}: no examples")
     seq_length = seq_length or model.seq_length or 128

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinybert_data import DataError
+
 from .errors import DeployError
 from .files import atomic_path
 
@@ -136,8 +138,11 @@ def export_onnx(
         model = build_graph(checkpoint.tensors, config, architecture, metadata)
     except (KeyError, ValueError) as error:
         raise DeployError(f"{ckpt_file}: cannot build the ONNX graph ({error})") from None
-    with atomic_path(output) as temporary:
-        onnx.save(model, str(temporary))
+    try:
+        with atomic_path(output) as temporary:
+            onnx.save(model, str(temporary))
+    except OSError as error:  # a full disk, a folder we may not write
+        raise DeployError(f"cannot write {output}: {error.strerror or error}") from None
     return Path(output)
 
 
@@ -240,7 +245,9 @@ def export(
 
             model = OnnxModel(output)
             seq_length = model.seq_length or 128
-            calibration = task_columns(model.task, calibration_data, vocab_path, model, seq_length)
+            calibration = task_columns(
+                model.task, calibration_data, vocab_path, model, seq_length, rows=256
+            )
         quantize_model(output, quantized, quantize, calibration)
         log.info("wrote %s (int8, %s quantization)", quantized, quantize)
     return output
@@ -310,7 +317,7 @@ def main(argv=None) -> int:
             args.vocab,
             args.calibration_data,
         )
-    except (DeployError, FileNotFoundError) as error:
+    except (DeployError, DataError, FileNotFoundError) as error:
         print(f"tinybert-export: error: {error}", file=sys.stderr)
         return 1
     except OSError as error:  # a full disk, a folder we may not write
