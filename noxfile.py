@@ -40,6 +40,7 @@ PACKAGES = {
     "tinybert-distill": (["tinybert-model", "tinybert-data", "tinybert-eval"], True),
     "tinybert-deploy": (["tinybert-data", "tinybert-eval"], False),
     "tinybert-deploy[export]": (["tinybert-model", "tinybert-data", "tinybert-eval"], True),
+    "tinybert-deploy[openvino]": (["tinybert-data", "tinybert-eval"], False),
 }
 
 TEST_ENV = {"GLOG_v": "3", "TINYBERT_SHARED_DATA": str(SHARED_DATA)}
@@ -129,8 +130,9 @@ def bench(session: nox.Session) -> None:
         _path("tinybert-data", "mindrecord"),
         _path("tinybert-eval"),
         _path("tinybert-distill"),
-        _path("tinybert-deploy", "export"),
+        _path("tinybert-deploy", "export", "openvino"),
     )
     session.install("--no-deps", TEACHER)
+    session.install("matplotlib")  # the benchmarks' charts
     for name in names:
         session.run("python", str(ROOT / "bench" / f"bench_{name}.py"), env=TEST_ENV)

@@ -323,42 +323,51 @@ def main() -> None:
     parser.add_argument(
         "--plot", default=str(ROOT / "docs" / "deploy_speed.png"), help="bar chart to write"
     )
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["speed", "accuracy"],
+        choices=["speed", "accuracy"],
+        help="what to run (default both)",
+    )
     args = parser.parse_args()
     print(subprocess.run(["lscpu"], capture_output=True, text=True).stdout, flush=True)
     vocab = minilm_vocab()
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        runs, ours = paths(folder, vocab)
-        inputs = feeds(vocab)
-        figures = interleaved(runs, inputs, args.repeats)
-        print(f"{'path':<42}" + "".join(f"{label:>16}" for label in inputs))
-        for name, values in figures.items():
-            print(f"{name:<42}" + "".join(f"{v * 1000:>13.2f} ms" for v in values.values()))
-        for label in inputs:
-            best_ours = min(
-                (n for n in runs if runs[n][0] == "ours"), key=lambda n: figures[n][label]
-            )
-            best_peer = min(
-                (n for n in runs if runs[n][0] == "peer"), key=lambda n: figures[n][label]
-            )
-            ratio = figures[best_peer][label] / figures[best_ours][label]
-            print(
-                f"{label}: fastest ours {best_ours} {figures[best_ours][label] * 1000:.2f} ms, "
-                f"fastest peer {best_peer} {figures[best_peer][label] * 1000:.2f} ms: "
-                f"ours {ratio:.2f}x the peer's speed"
-            )
-        plot(figures, Path(args.plot))
-        print(f"wrote {args.plot}")
-        latency = predict_latency(ours, args.repeats)
+        if "speed" in args.parts:
+            speed(folder, vocab, args)
+        if "accuracy" in args.parts:
+            student = Path(args.student) if args.student else default_student(folder)
+            scores = accuracy(student, folder)
+            for name, score in scores.items():
+                change = (score - scores["fp32"]) * 100
+                print(f"SST-2 dev accuracy, {name}: {score:.4f} ({change:+.2f} points)")
+
+
+def speed(folder: Path, vocab: Path, args) -> None:
+    runs, ours = paths(folder, vocab)
+    inputs = feeds(vocab)
+    figures = interleaved(runs, inputs, args.repeats)
+    print(f"{'path':<42}" + "".join(f"{label:>16}" for label in inputs))
+    for name, values in figures.items():
+        print(f"{name:<42}" + "".join(f"{v * 1000:>13.2f} ms" for v in values.values()))
+    for label in inputs:
+        best_ours = min((n for n in runs if runs[n][0] == "ours"), key=lambda n: figures[n][label])
+        best_peer = min((n for n in runs if runs[n][0] == "peer"), key=lambda n: figures[n][label])
+        ratio = figures[best_peer][label] / figures[best_ours][label]
         print(
-            f"tinybert-predict Python API, one sentence ({latency['path']}): "
-            f"p50 {latency['p50'] * 1000:.2f} ms, p99 {latency['p99'] * 1000:.2f} ms"
+            f"{label}: fastest ours {best_ours} {figures[best_ours][label] * 1000:.2f} ms, "
+            f"fastest peer {best_peer} {figures[best_peer][label] * 1000:.2f} ms: "
+            f"ours {ratio:.2f}x the peer's speed"
         )
-        student = Path(args.student) if args.student else default_student(folder)
-        scores = accuracy(student, folder)
-        for name, score in scores.items():
-            change = (score - scores["fp32"]) * 100
-            print(f"SST-2 dev accuracy, {name}: {score:.4f} ({change:+.2f} points)")
+    plot(figures, Path(args.plot))
+    print(f"wrote {args.plot}")
+    latency = predict_latency(ours, args.repeats)
+    print(
+        f"tinybert-predict Python API, one sentence ({latency['path']}): "
+        f"p50 {latency['p50'] * 1000:.2f} ms, p99 {latency['p99'] * 1000:.2f} ms"
+    )
 
 
 if __name__ == "__main__":
