@@ -25,7 +25,7 @@ from tinybert_model import (  # noqa: E402
     save_checkpoint,
 )
 
-SHAPES = [(1, 16), (7, 64), (32, 128)]
+SHAPES = [(1, 16), (3, 5), (7, 64), (32, 128)]
 
 
 def tiny_checkpoint(path, model_class, task_type, labels, hidden_act="gelu"):

@@ -154,7 +154,7 @@ def predict(argv=None) -> int:
         predictor = Predictor.from_model(
             args.model, args.vocab, args.threads, args.batch_size, args.max_length, args.runtime
         )
-        logging.getLogger("tinybert_deploy").debug("running on %s", predictor.path)
+        logging.getLogger("tinybert_deploy").info("running on %s", predictor.path)
         if args.task and predictor.model.task and args.task != predictor.model.task:
             raise DeployError(
                 f"{args.model} was exported for {predictor.model.task}, not {args.task}"
