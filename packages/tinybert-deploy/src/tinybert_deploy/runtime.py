@@ -66,9 +66,11 @@ def openvino_available() -> bool:
 
 def choose_runtime(quantized: bool, flags=None, openvino: bool | None = None) -> tuple:
     """(runtime, precision) that runs this model fastest here, as measured in
-    bench/bench_deploy.py: an fp32 model goes to OpenVINO in bf16 where the CPU has bf16
-    hardware and OpenVINO is installed; everything else to ONNX Runtime (int8 models run there
-    as quantized; fp32 ONNX Runtime was level with or faster than OpenVINO fp32 on AVX2)."""
+    bench/bench_deploy.py (docs/RESULTS.md): an fp32 model goes to OpenVINO in bf16 where the CPU
+    has bf16 hardware and OpenVINO is installed; everything else to ONNX Runtime, int8 models as
+    quantized. On an AVX2 CPU, ORT fp32 was 1.16-1.28x faster than OpenVINO fp32 at batch 1
+    (what prediction needs) and OpenVINO 1.25x faster at batch 32 x 128 (choose it for bulk
+    scoring with runtime="openvino")."""
     openvino = openvino_available() if openvino is None else openvino
     if not quantized and openvino and has_fast_bf16(flags):
         return "openvino", "bf16"
