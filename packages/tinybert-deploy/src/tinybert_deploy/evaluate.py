@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import numpy as np
 
-from tinybert_data import BertTokenizer, get_task, load_records
+from tinybert_data import get_task, load_records
 from tinybert_eval import get_evaluator
 
 from .errors import DeployError
 from .runtime import INPUTS, OnnxModel, trimmed
 
 
-def task_columns(task_name: str, path, vocab_path, model: OnnxModel, seq_length: int) -> dict:
-    """Feature columns of a raw task file (TSV / JSON lines) or of a records folder."""
+def task_columns(
+    task_name: str,
+    path,
+    vocab_path,
+    model: OnnxModel,
+    seq_length: int | None = None,
+    rows: int | None = None,
+) -> dict:
+    """Feature columns of a raw task file (TSV / JSON lines) or of a records folder.
+
+    `vocab_path` None: the model's own vocabulary; `seq_length` None: the length the model was
+    trained at (128 for models that do not record it). `rows`: only the first rows, bad ones
+    skipped (a calibration sample); None: every row, a bad one is an error."""
     path = Path(path)
     if not path.exists():
         raise DeployError(f"{path}: input not found")
@@ -31,21 +43,31 @@ def task_columns(task_name: str, path, vocab_path, model: OnnxModel, seq_length:
             raise DeployError(
                 f"{path} was tokenized with {vocab_size} tokens; the model has {model.vocab_size}"
             )
-        return columns
-    if vocab_path is None:
-        raise DeployError("a raw input file needs --vocab")
-    tokenizer = BertTokenizer.from_vocab(vocab_path, do_lower_case=model.do_lower_case)
-    model.check_tokenizer(tokenizer, vocab_path)
+        return {name: values[:rows] for name, values in columns.items()} if rows else columns
+    if vocab_path is None and model.vocab_text is None:
+        raise DeployError(
+            f"a raw input file needs --vocab ({model.path} does not carry its vocabulary)"
+        )
+    tokenizer = model.tokenizer(vocab_path)
     task = get_task(task_name)
-    examples = list(task.read(path))
+    if rows:
+        examples = list(itertools.islice(task.read(path, on_error="skip"), rows))
+    else:
+        examples = list(task.read(path))
     if not examples:
         raise DeployError(f"{path}: no examples")
+    seq_length = seq_length or model.seq_length or 128
     return task.features(examples, tokenizer, min(seq_length, model.max_length))
 
 
 def evaluate(model: OnnxModel, task_name: str, columns: dict, batch_size: int = 32) -> dict:
     """The task's metrics (tinybert-eval) of `model` over every row of `columns`."""
     labels = columns["label_ids"]
+    if not np.any(labels >= 0):
+        raise DeployError(
+            f"the {task_name} data has no labels (a test file?): "
+            "evaluation needs a labelled dev set"
+        )
     classification = model.task_type == "classification" and model.labels is not None
     if classification and labels.max() >= len(model.labels):
         raise DeployError(

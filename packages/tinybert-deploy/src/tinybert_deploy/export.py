@@ -16,6 +16,10 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from tinybert_data import DataError
+
 from .errors import DeployError
 from .files import atomic_path
 
@@ -25,7 +29,7 @@ FORMATS = {"ONNX": ".onnx", "MINDIR": ".mindir", "AIR": ".air"}
 
 
 def _load(ckpt_file, config_path=None):
-    """(tensors, config, architecture) of a checkpoint (`config_path` for checkpoints
+    """(checkpoint, config, architecture) of a checkpoint (`config_path` for checkpoints
     without an embedded config)."""
     from tinybert_model import BertConfig, CheckpointError, read_checkpoint
     from tinybert_model.modeling import architecture_for
@@ -40,31 +44,105 @@ def _load(ckpt_file, config_path=None):
     if config is None:
         raise DeployError(f"{ckpt_file} has no embedded config: pass --config_path")
     architecture = checkpoint.architecture or architecture_for(config)
-    return checkpoint.tensors, config, architecture
+    return checkpoint, config, architecture
+
+
+def check_finite(tensors: dict, ckpt_file) -> None:
+    """Refuse weights holding NaN or infinity: they would turn every prediction into NaN."""
+    for name, value in tensors.items():
+        value = np.asarray(value)
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            count = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            raise DeployError(
+                f"{ckpt_file}: tensor {name} holds {count} non-finite values (NaN or infinity): "
+                "the checkpoint is corrupt or its training diverged; export an earlier checkpoint"
+            )
+
+
+def model_description(
+    checkpoint, config, ckpt_file, task_name=None, do_lower_case=None, vocab_path=None
+) -> dict:
+    """The ONNX metadata: what the checkpoint's task_info and vocab say (trainers since 0.2
+    store them), with the flags filling in for older checkpoints and refused where they
+    contradict the checkpoint."""
+    task_info = json.loads(checkpoint.extra.get("task_info", "{}"))
+    task_info = {k: v for k, v in task_info.items() if k not in ("inputs", "files")}  # local paths
+    stored_task = task_info.get("task")
+    if task_name and stored_task and task_name != stored_task:
+        raise DeployError(
+            f"--task_name {task_name} contradicts {ckpt_file}, which was trained on {stored_task}: "
+            "leave out --task_name (the checkpoint knows its task)"
+        )
+    task = stored_task or task_name
+    if not task:
+        raise DeployError(f"{ckpt_file} does not record its task: pass --task_name")
+    stored_case = task_info.get("do_lower_case")
+    if do_lower_case is not None and stored_case is not None and do_lower_case != stored_case:
+        raise DeployError(
+            f"--do_lower_case {str(do_lower_case).lower()} contradicts {ckpt_file}, whose data was "
+            f"tokenized with do_lower_case {str(stored_case).lower()}"
+        )
+    lower_case = stored_case if stored_case is not None else do_lower_case
+    vocab = checkpoint.extra.get("vocab")
+    if vocab_path is not None:
+        given = Path(vocab_path).read_text(encoding="utf-8")
+        if vocab is not None and given.splitlines() != vocab.splitlines():
+            raise DeployError(
+                f"{vocab_path} is not the vocabulary {ckpt_file} was trained with (it carries its "
+                "own): leave out --vocab"
+            )
+        vocab = vocab or given
+    if vocab is not None:
+        size = len(vocab.splitlines())
+        if size != config.vocab_size:
+            raise DeployError(
+                f"the vocabulary has {size} tokens but {ckpt_file}'s embedding table has "
+                f"{config.vocab_size}: use the vocab.txt its data was tokenized with"
+            )
+    labels = list(config.labels or task_info.get("labels") or [])
+    if task_info.get("labels") and config.labels and list(task_info["labels"]) != labels:
+        raise DeployError(
+            f"{ckpt_file}: the model's labels {labels} differ from its data's {task_info['labels']}"
+        )
+    metadata = {
+        "task": task,
+        "task_type": config.task_type or task_info.get("task_type") or "classification",
+        "labels": json.dumps(labels or None),
+        "vocab_size": config.vocab_size,
+        "do_lower_case": json.dumps(True if lower_case is None else lower_case),
+        "max_position_embeddings": config.max_position_embeddings,
+        "quantization": "none",
+    }
+    if task_info.get("seq_length"):
+        metadata["seq_length"] = int(task_info["seq_length"])
+    if task_info:
+        metadata["task_info"] = json.dumps(task_info, ensure_ascii=False)
+    if vocab is not None:
+        metadata["vocab"] = vocab
+    return metadata
 
 
 def export_onnx(
-    ckpt_file, output, task_name: str, config_path=None, do_lower_case: bool = True
+    ckpt_file, output, task_name=None, config_path=None, do_lower_case=None, vocab_path=None
 ) -> Path:
     import onnx
 
     from .onnx_graph import build_graph
 
-    tensors, config, architecture = _load(ckpt_file, config_path)
-    metadata = {
-        "task": task_name,
-        "task_type": config.task_type or "classification",
-        "labels": json.dumps(config.labels),
-        "vocab_size": config.vocab_size,
-        "do_lower_case": json.dumps(do_lower_case),
-        "max_position_embeddings": config.max_position_embeddings,
-    }
+    checkpoint, config, architecture = _load(ckpt_file, config_path)
+    metadata = model_description(
+        checkpoint, config, ckpt_file, task_name, do_lower_case, vocab_path
+    )
+    check_finite(checkpoint.tensors, ckpt_file)
     try:
-        model = build_graph(tensors, config, architecture, metadata)
+        model = build_graph(checkpoint.tensors, config, architecture, metadata)
     except (KeyError, ValueError) as error:
         raise DeployError(f"{ckpt_file}: cannot build the ONNX graph ({error})") from None
-    with atomic_path(output) as temporary:
-        onnx.save(model, str(temporary))
+    try:
+        with atomic_path(output) as temporary:
+            onnx.save(model, str(temporary))
+    except OSError as error:  # a full disk, a folder we may not write
+        raise DeployError(f"cannot write {output}: {error.strerror or error}") from None
     return Path(output)
 
 
@@ -110,52 +188,84 @@ def export_mindspore(ckpt_file, output, file_format: str, config_path=None) -> P
     return output
 
 
+def output_path(file_name, file_format: str) -> Path:
+    """`file_name` with the format's suffix, in a folder that exists or can be made."""
+    suffix = FORMATS[file_format]
+    output = Path(file_name if str(file_name).endswith(suffix) else str(file_name) + suffix)
+    if output.is_dir():
+        raise DeployError(f"{output} is a folder: give a file name")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DeployError(
+            f"cannot write {output}: {output.parent} is a file, not a folder"
+        ) from None
+    except OSError as error:
+        raise DeployError(f"cannot write {output}: {error.strerror}") from None
+    return output
+
+
 def export(
     ckpt_file,
-    task_name: str,
+    task_name: str | None,
     file_name,
     file_format: str = "ONNX",
     config_path=None,
-    do_lower_case: bool = True,
+    do_lower_case: bool | None = None,
     quantize: str | None = None,
+    vocab_path=None,
+    calibration_data=None,
 ) -> Path:
-    """Export a checkpoint; returns the written file (`file_name` plus the format's suffix)."""
+    """Export a checkpoint; returns the written file (`file_name` plus the format's suffix).
+
+    `task_name`, `do_lower_case`, `vocab_path`: for checkpoints that do not record them (the
+    trainers' checkpoints do); `quantize` "dynamic" or "static" also writes `<name>.int8.onnx`,
+    static calibrated on `calibration_data` (a records folder or raw task file)."""
     file_format = file_format.upper()
     if file_format not in FORMATS:
         raise DeployError(f"--file_format must be one of {', '.join(FORMATS)}, not {file_format}")
-    output = (
-        Path(str(file_name) + FORMATS[file_format])
-        if not str(file_name).endswith(FORMATS[file_format])
-        else Path(file_name)
-    )
-    output.parent.mkdir(parents=True, exist_ok=True)
+    if quantize and file_format != "ONNX":
+        raise DeployError("--quantize applies to ONNX exports only")
+    if quantize == "static" and calibration_data is None:
+        raise DeployError("--quantize static needs --calibration_data (the task's train records)")
+    output = output_path(file_name, file_format)
     if file_format == "ONNX":
-        export_onnx(ckpt_file, output, task_name, config_path, do_lower_case)
+        export_onnx(ckpt_file, output, task_name, config_path, do_lower_case, vocab_path)
     else:
-        if quantize:
-            raise DeployError("--quantize applies to ONNX exports only")
         export_mindspore(ckpt_file, output, file_format, config_path)
     log.info("wrote %s", output)
     if quantize:
         from .quantize import quantize_model
 
         quantized = output.with_name(output.stem + ".int8.onnx")
-        quantize_model(output, quantized)
-        log.info("wrote %s (int8 weights, dynamic quantization)", quantized)
+        calibration = None
+        if quantize == "static":
+            from .evaluate import task_columns
+            from .runtime import OnnxModel
+
+            model = OnnxModel(output)
+            seq_length = model.seq_length or 128
+            calibration = task_columns(
+                model.task, calibration_data, vocab_path, model, seq_length, rows=256
+            )
+        quantize_model(output, quantized, quantize, calibration)
+        log.info("wrote %s (int8, %s quantization)", quantized, quantize)
     return output
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="tinybert-export",
-        description="Export a tinybert task checkpoint to ONNX (dynamic shapes, exact GELU), "
-        "MINDIR or AIR.",
+        description="Export a tinybert task checkpoint to ONNX (dynamic shapes, exact GELU, "
+        "carrying its task and vocabulary), MINDIR or AIR.",
     )
     parser.add_argument(
         "--ckpt_file", required=True, help="task checkpoint (e.g. tinybert-td's best.ckpt)"
     )
     parser.add_argument(
-        "--task_name", required=True, help="task the model was trained on (sst2, cluener, ...)"
+        "--task_name",
+        help="task the model was trained on (sst2, cluener, ...); only for checkpoints that do "
+        "not record it, and refused if it contradicts the checkpoint",
     )
     parser.add_argument(
         "--file_name", required=True, help="output path; the format's suffix is added"
@@ -166,12 +276,21 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--do_lower_case",
-        default="true",
         choices=["true", "false"],
-        help="recorded in the ONNX metadata for tokenization (default true)",
+        help="tokenization recorded in the model (default: the checkpoint's, else true)",
     )
     parser.add_argument(
-        "--quantize", choices=["dynamic"], help="also write an int8 copy (ONNX only)"
+        "--vocab",
+        help="vocab.txt to embed, for checkpoints that do not carry their vocabulary",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=["dynamic", "static"],
+        help="also write <name>.int8.onnx (ONNX only): dynamic, or static calibrated on "
+        "--calibration_data",
+    )
+    parser.add_argument(
+        "--calibration_data", help="records folder or raw task file for --quantize static"
     )
     parser.add_argument(
         "--device_target",
@@ -193,11 +312,16 @@ def main(argv=None) -> int:
             args.file_name,
             args.file_format,
             args.config_path,
-            args.do_lower_case == "true",
+            None if args.do_lower_case is None else args.do_lower_case == "true",
             args.quantize,
+            args.vocab,
+            args.calibration_data,
         )
-    except (DeployError, FileNotFoundError) as error:
+    except (DeployError, DataError, FileNotFoundError) as error:
         print(f"tinybert-export: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a full disk, a folder we may not write
+        print(f"tinybert-export: error: cannot write: {error}", file=sys.stderr)
         return 1
     return 0
 

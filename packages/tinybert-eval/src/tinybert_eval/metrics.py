@@ -1,9 +1,9 @@
-"""Classification and regression metrics over whole prediction arrays (numpy, scipy)."""
+"""Classification and regression metrics over whole prediction arrays (numpy only: an inference
+install does not need scipy; tests compare with scipy, scikit-learn and seqeval)."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 
 def accuracy(predictions, labels) -> float:
@@ -38,15 +38,39 @@ def matthews_corrcoef(predictions, labels) -> float:
 
 
 def pearson(predictions, labels) -> float:
-    return float(
-        stats.pearsonr(np.asarray(predictions, np.float64), np.asarray(labels, np.float64))[0]
-    )
+    """Pearson's r; NaN when either side is constant (as scipy.stats.pearsonr)."""
+    x = np.asarray(predictions, np.float64)
+    y = np.asarray(labels, np.float64)
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(
+            f"pearson needs two equal-length arrays of 2 or more values ({len(x)}, {len(y)})"
+        )
+    x, y = x - x.mean(), y - y.mean()
+    denominator = np.sqrt((x @ x) * (y @ y))
+    return float(np.clip((x @ y) / denominator, -1.0, 1.0)) if denominator else float("nan")
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing the mean of their ranks (scipy.stats.rankdata's "average")."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    mean_rank = (starts + ends + 1) / 2.0  # ranks starts+1 .. ends, averaged
+    ranks = np.empty(len(values), np.float64)
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
 
 
 def spearman(predictions, labels) -> float:
-    return float(
-        stats.spearmanr(np.asarray(predictions, np.float64), np.asarray(labels, np.float64))[0]
-    )
+    """Spearman's rho: Pearson's r of the tie-averaged ranks (as scipy.stats.spearmanr)."""
+    x = np.asarray(predictions, np.float64)
+    y = np.asarray(labels, np.float64)
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(
+            f"spearman needs two equal-length arrays of 2 or more values ({len(x)}, {len(y)})"
+        )
+    return pearson(_ranks(x), _ranks(y))
 
 
 def precision_recall_f1(correct, predicted, actual) -> tuple:
