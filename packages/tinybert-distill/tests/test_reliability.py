@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import ENGLISH_VOCAB, console_script, tiny_config
+from conftest import ENGLISH_VOCAB, SHARED_DATA, console_script, tiny_config, write_records
 
 from tinybert_data import BertTokenizer
 from tinybert_distill.cli import finetune, general_distill, task_distill
@@ -335,3 +335,20 @@ def test_checkpoint_state_records_its_run(finished_run):
         assert run["settings"]["seed"] == 1 and run["settings"]["world_size"] == 1
         assert run["settings"]["common_cfg.batch_size"] == 16
         assert len(run["inputs"]["train_data_dir"]) == 16 and run["inputs"]["eval_data_dir"] is None
+
+
+def test_unlabelled_records_are_refused_for_training_and_evaluation(
+    tmp_path, pretrained_tiny, sst2_train, capsys
+):
+    # SST-2's test.tsv has no labels: tinybert-data marks such records "labelled": false.
+    test_set = write_records(
+        SHARED_DATA / "sst2" / "test.tsv", 64, "sst2", ENGLISH_VOCAB, tmp_path / "test"
+    )
+    for train, dev in ((test_set, sst2_train), (sst2_train, test_set)):
+        output = tmp_path / f"out_{train.name}_{dev.name}"
+        arguments = fine_tune_args(pretrained_tiny, train, output)
+        arguments[arguments.index("--do_eval") + 1] = "true"
+        arguments += ["--eval_data_dir", str(dev)]
+        assert finetune(arguments) == 1
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"{test_set}: the records are unlabelled" in error
