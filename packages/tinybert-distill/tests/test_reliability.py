@@ -152,7 +152,8 @@ def test_resume_with_changed_settings_is_refused(
         (general_distill, "hidden_dropout_prob", "1.5", "in [0, 1)"),
         (general_distill, "hidden_layer_map", "[0, 1.5, 2]", "a list of layer numbers"),
         (task_distill, "temperature", "0", "a number > 0"),
-        (task_distill, "td_phase1_epoch_size", "-1", "a whole number >= 1"),
+        (task_distill, "td_phase1_epoch_size", "-1", "a whole number >= 0"),
+        (task_distill, "td_phase2_epoch_size", "1.5", "a whole number >= 0"),
         (task_distill, "phase2_cfg.learning_rate", "0", "a number > 0"),
     ],
 )
@@ -164,6 +165,14 @@ def test_invalid_numbers_are_refused_naming_the_key(tmp_path, capsys, script, ke
     assert error.count("\n") == 0 and "Traceback" not in error
     assert f"{key.split('.')[-1]} is " in error and wording in error
     assert not output.exists()  # refused before anything was written
+
+
+def test_one_phase_may_be_skipped_but_not_both(tmp_path, capsys):
+    output = tmp_path / "out"
+    both = ["--td_phase1_epoch_size", "0", "--td_phase2_epoch_size", "0"]
+    assert task_distill(["--task_name", "sst2", *both, "--save_ckpt_path", str(output)]) == 1
+    assert "are both 0: nothing to train" in capsys.readouterr().err
+    assert not output.exists()
 
 
 # ---- item 8: a teacher and student that cannot be distilled are refused before compiling ----

@@ -100,8 +100,9 @@ def _number(test, text):
 # Checked when a config is loaded, so that a bad value stops before anything is read or built.
 RANGES = {
     "epoch_size": _whole(1),
-    "td_phase1_epoch_size": _whole(1),
-    "td_phase2_epoch_size": _whole(1),
+    # 0 skips that phase (run phase 1 and phase 2 as two commands); not both, see validate
+    "td_phase1_epoch_size": _whole(0),
+    "td_phase2_epoch_size": _whole(0),
     "train_steps": _whole(1, also=-1),
     "batch_size": _whole(1),
     "save_ckpt_step": _whole(1),
@@ -183,6 +184,10 @@ def validate(config: dict) -> dict:
                 raise ConfigError(f"--{path} is {value!r}; it must be {wording}")
         if leaf in LAYER_LISTS and not (value is None or _is_layer_list(value)):
             raise ConfigError(f"--{path} is {value!r}; it must be a list of layer numbers, or null")
+    if config.get("td_phase1_epoch_size") == 0 and config.get("td_phase2_epoch_size") == 0:
+        raise ConfigError(
+            "--td_phase1_epoch_size and --td_phase2_epoch_size are both 0: nothing to train"
+        )
     return config
 
 
