@@ -237,16 +237,13 @@ def main() -> None:
         **block("phase1_cfg.AdamWeightDecay", OPTIMIZER),
         **block("phase2_cfg.AdamWeightDecay", OPTIMIZER),
     }
-    fine_tuned = teacher / "best.ckpt"
+    # Both routes distil from the fine-tuned teacher with the same two phases.
+    distill.update(task_name="sst2", load_teacher_ckpt_path=teacher / "best.ckpt", **data, **common)
     stages.run(
         "route A",
         folder / "route_a" / "summary.json",
         "tinybert-td",
-        task_name="sst2",
-        load_teacher_ckpt_path=fine_tuned,
-        **data,
         save_ckpt_path=folder / "route_a",
-        **common,
         init_student_from_teacher_layers=LAYERS,
         **distill,
     )
@@ -271,11 +268,7 @@ def main() -> None:
         "route B td",
         folder / "route_b" / "summary.json",
         "tinybert-td",
-        task_name="sst2",
-        load_teacher_ckpt_path=fine_tuned,
-        **data,
         save_ckpt_path=folder / "route_b",
-        **common,
         load_gd_ckpt_path=folder / "gd" / "gd.ckpt",
         **distill,
     )
