@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from tinybert_core import atomic_path, atomic_write, remove_stale_temporaries
-from tinybert_core.files import temporary_folder
+from tinybert_core import atomic_path, atomic_write, remove_stale_temporaries, temporary_folder
 
 
 def mode(path) -> int:

@@ -12,11 +12,10 @@ class TinybertError(ValueError):
 
 
 class DataError(TinybertError):
-    """Input data that is missing, malformed or does not fit: `path:line: what is wrong`.
-
-    DataError(path, line, message)   # line None: the whole file
-    DataError(message)               # a message that names its file itself
-    """
+    """Input data that is missing, malformed or does not fit, in one of two forms:
+    `DataError(path, line, message)` reads `path:line: message` (line None: the whole file)
+    and keeps `.path`, `.line`, `.message`; `DataError(message)` takes a message that names
+    its file itself."""
 
     def __init__(self, path, line: int | None = None, message: str | None = None):
         if message is None and line is None:  # the one-argument form

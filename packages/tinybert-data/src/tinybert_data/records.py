@@ -35,9 +35,9 @@ from tinybert_core import (
     DataError,
     read_task_info,
     remove_stale_temporaries,
+    temporary_folder,
     write_task_info,
 )
-from tinybert_core.files import temporary_folder
 from tinybert_data.errors import RecordsError
 from tinybert_data.mindrecord_format import MindRecordShards, read_mindrecord
 from tinybert_data.tfrecord_format import framed_examples, iter_records, parse_examples

@@ -2,7 +2,7 @@
 beside the final one, renamed when complete, with the mode any new file gets; the temporaries
 of killed writers are removed by the next write. Importable from here as before."""
 
-from tinybert_core.files import (
+from tinybert_core import (
     atomic_path,
     new_file_mode,
     remove_stale_temporaries,
