@@ -10,11 +10,10 @@ directory and moved to its final name only when complete, `task.json` last; a fa
 removes the temporary folder and leaves no file under a final name. The folder is named
 `.tinybert-data-<host>-<pid>-<random>` (tinybert-core's `temporary_folder`), so that a later
 run into the same directory can tell the folder of a writer that was killed (its pid no longer
-runs) and remove it (`remove_stale_temporaries`). task.json and its reader are
-tinybert-core's. TFRecord rows
-go to the shards in turn (row i to shard i mod N); readers interleave the shards back into
-row order, and check that the files hold exactly the rows task.json (or schema.json)
-promises and that no token id lies outside the vocabulary.
+runs) and remove it (`remove_stale_temporaries`). task.json's layout, reader and writer are
+tinybert-core's. TFRecord rows go to the shards in turn (row i to shard i mod N); readers
+interleave the shards back into row order, and check that the files hold exactly the rows
+task.json (or schema.json) promises and that no token id lies outside the vocabulary.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from tinybert_core import CLUENER_TYPES, IGNORE_INDEX, task_spec
+from tinybert_core import CLUENER_TYPES, IGNORE_INDEX
+from tinybert_core import TASKS as TASK_TABLE
 from tinybert_data.errors import DataError, UnknownTaskError
 from tinybert_data.tokenization import BertTokenizer
 
@@ -40,8 +41,8 @@ class Example:
 class Task:
     """Base of all tasks: reading with error policy, and feature building.
 
-    A task class names its task; its type and labels (label strings in id order) are that
-    task's entry in tinybert-core's task table."""
+    A task class names its task. A task of tinybert-core's task table takes its type and
+    labels (label strings in id order) from there; a task of your own declares them."""
 
     name: ClassVar[str]
     task_type: ClassVar[str]  # "classification" | "regression" | "ner"
@@ -49,8 +50,8 @@ class Task:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "name" in vars(cls):
-            spec = task_spec(cls.name)
+        spec = TASK_TABLE.get(vars(cls).get("name"))
+        if spec is not None:
             cls.task_type, cls.labels = spec.task_type, list(spec.labels)
 
     def read(self, path, on_error: str = "raise", skipped: list | None = None) -> Iterator[Example]:
@@ -130,6 +131,7 @@ def _lines(path) -> Iterator[tuple[int, str]]:
 class GlueTask(Task):
     """A GLUE TSV: header row naming the columns, then one example per line."""
 
+    task_type = "classification"  # unless the task table says otherwise
     text_columns: ClassVar[tuple[str, ...]]  # text_a, and text_b for pair tasks
     label_column: ClassVar[str] = "label"
 
