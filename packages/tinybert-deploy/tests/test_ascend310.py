@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from conftest import first_lines
 
+from tinybert_data import BertTokenizer
 from tinybert_deploy import OnnxModel, evaluate, task_columns
-from tinybert_deploy.ascend310 import FOLDERS
+from tinybert_deploy.ascend310 import FOLDERS, postprocess
 from tinybert_deploy.cli import postprocess_310, preprocess_310
 
 SEQ_LENGTH = 64
@@ -100,3 +101,25 @@ def test_missing_result_file(tmp_path, sst2_model, vocab_en, sst2_dev, capsys):
     (result_dir / "sst2_00002_0.bin").unlink()
     assert postprocess_310(["--data_dir", str(data_dir), "--result_dir", str(result_dir)]) == 1
     assert "sst2_00002_0.bin: result file missing" in capsys.readouterr().err
+
+
+def test_310_task_json_is_the_shared_layout_and_old_folders_still_score(
+    tmp_path, sst2_model, vocab_en, sst2_dev
+):
+    subset = first_lines(sst2_dev, 8, tmp_path / "dev.tsv", header=True)
+    data_dir, result_dir = tmp_path / "bins", tmp_path / "results"
+    args = ["--task", "sst2", "--input", str(subset), "--vocab", str(vocab_en)]
+    assert preprocess_310([*args, "--seq_length", "32", "--output", str(data_dir)]) == 0
+    info = json.loads((data_dir / "task.json").read_text(encoding="utf-8"))
+    assert info["task"] == "sst2" and info["labels"] == ["0", "1"]
+    assert info["columns"] == ["input_ids", "segment_ids", "input_mask", "label_ids"]
+    assert info["num_rows"] == 8 and info["seq_length"] == 32 and info["labelled"] is True
+    assert info["vocab_size"] == BertTokenizer.from_vocab(vocab_en).vocab_size
+    assert info["do_lower_case"] is True and info["inputs"] == [str(subset)]
+    run_app(OnnxModel(sst2_model), data_dir, result_dir)
+    assert postprocess_310(["--data_dir", str(data_dir), "--result_dir", str(result_dir)]) == 0
+    new_figure = postprocess(data_dir, result_dir)["accuracy"]
+    # the layout of earlier versions: five keys
+    old = {key: info[key] for key in ("task", "task_type", "labels", "seq_length", "num_rows")}
+    (data_dir / "task.json").write_text(json.dumps(old), encoding="utf-8")
+    assert postprocess(data_dir, result_dir)["accuracy"] == new_figure

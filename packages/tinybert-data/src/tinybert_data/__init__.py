@@ -3,23 +3,20 @@ without MindSpore.
 
     from tinybert_data import BertTokenizer, get_task, write_task_records, load_records
     from tinybert_data import open_records  # rows by number, memory bounded
+
+COLUMNS, IGNORE_INDEX, DataError, UnknownTaskError and read_task_info are tinybert-core's,
+importable from here as before.
 """
 
-from tinybert_data.errors import DataError, RecordsError, UnknownTaskError
+from tinybert_core import COLUMNS, IGNORE_INDEX, DataError, UnknownTaskError, read_task_info
+from tinybert_data.errors import RecordsError
 from tinybert_data.indexed import IndexedRecords, LoadedRecords, open_records, write_row_indexes
 from tinybert_data.pipeline import Summary, write_corpus_records, write_task_records
-from tinybert_data.records import (
-    COLUMNS,
-    RecordsWriter,
-    load_records,
-    read_records,
-    read_task_info,
-    validate_records,
-)
-from tinybert_data.tasks import IGNORE_INDEX, TASKS, Example, Task, get_task
+from tinybert_data.records import RecordsWriter, load_records, read_records, validate_records
+from tinybert_data.tasks import TASKS, Example, Task, get_task
 from tinybert_data.tokenization import BertTokenizer, Encoding
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "COLUMNS",

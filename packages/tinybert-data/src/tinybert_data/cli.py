@@ -14,11 +14,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tinybert_data.errors import DataError, RecordsError, UnknownTaskError
+from tinybert_core import IGNORE_INDEX, DataError, UnknownTaskError, read_task_info
+from tinybert_data.errors import RecordsError
 from tinybert_data.pipeline import Summary, write_corpus_records, write_task_records
-from tinybert_data.records import FORMATS, VOCAB_FILE, read_records, read_task_info, record_files
+from tinybert_data.records import FORMATS, VOCAB_FILE, read_records, record_files
 from tinybert_data.records import validate_records as validate_records_dir
-from tinybert_data.tasks import IGNORE_INDEX, ON_ERROR, TASKS
+from tinybert_data.tasks import ON_ERROR, TASKS
 from tinybert_data.tokenization import BertTokenizer
 
 logger = logging.getLogger("tinybert_data")

@@ -1,25 +1,15 @@
-"""Errors that name the file, and where it applies the line, of what is wrong."""
+"""Errors that name the file, and where it applies the line, of what is wrong.
+
+`DataError` (a bad input row: `path:line: what is wrong`) and `UnknownTaskError` are
+tinybert-core's, shared by every package; `RecordsError` is this package's own.
+"""
 
 from __future__ import annotations
 
+from tinybert_core import DataError, TinybertError, UnknownTaskError
 
-class DataError(ValueError):
-    """A bad input row: `path:line: what is wrong`."""
-
-    def __init__(self, path, line: int | None, message: str):
-        self.path = str(path)
-        self.line = line
-        self.message = message
-        where = self.path if line is None else f"{self.path}:{line}"
-        super().__init__(f"{where}: {message}")
+__all__ = ["DataError", "RecordsError", "UnknownTaskError"]
 
 
-class RecordsError(ValueError):
+class RecordsError(TinybertError):
     """Record files that are missing, corrupt, or disagree with their schema."""
-
-
-class UnknownTaskError(KeyError):
-    """A task name that is not in the registry; the message lists the known ones."""
-
-    def __str__(self) -> str:  # KeyError would print the message quoted, as a repr
-        return str(self.args[0])

@@ -41,7 +41,6 @@ import json
 import logging
 import os
 import struct
-import tempfile
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,15 +48,9 @@ from pathlib import Path
 import crc32c
 import numpy as np
 
+from tinybert_core import COLUMNS, atomic_path, read_task_info
 from tinybert_data.errors import RecordsError
-from tinybert_data.records import (
-    COLUMNS,
-    _column_shapes,
-    _to_arrays,
-    load_records,
-    read_task_info,
-    record_files,
-)
+from tinybert_data.records import _column_shapes, _to_arrays, load_records, record_files
 from tinybert_data.tfrecord_format import (
     _read_varint,
     decode_varints,
@@ -187,21 +180,15 @@ def _real_tokens_any_layout(data: bytes, shard: Path, index: int) -> int:
 
 
 def write_index(shard, offsets: np.ndarray, lengths: np.ndarray, identity: dict) -> Path:
-    """Write a shard's row index atomically (a temporary file renamed into place)."""
+    """Write a shard's row index atomically (tinybert-core's atomic_path)."""
     target = index_path(shard)
     dtype = "<u2" if (len(lengths) == 0 or lengths.max() < 1 << 16) else "<u4"
     header = json.dumps(dict(identity, num_rows=len(lengths), lengths_dtype=dtype)).encode()
     header += b" " * (-len(header) % 8)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(_MAGIC + _LENGTH.pack(len(header)) + header)
-            f.write(offsets.astype("<u8").tobytes())
-            f.write(lengths.astype(dtype).tobytes())
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(target) as temporary, open(temporary, "wb") as f:
+        f.write(_MAGIC + _LENGTH.pack(len(header)) + header)
+        f.write(offsets.astype("<u8").tobytes())
+        f.write(lengths.astype(dtype).tobytes())
     return target
 
 

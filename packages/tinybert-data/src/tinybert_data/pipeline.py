@@ -13,11 +13,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from tinybert_core import COLUMNS, TEXT_COLUMNS, DataError
 from tinybert_data.corpus import input_files, pack_pieces
-from tinybert_data.errors import DataError
 from tinybert_data.indexed import write_row_indexes
 from tinybert_data.prefetch import ahead
-from tinybert_data.records import COLUMNS, RecordsWriter
+from tinybert_data.records import RecordsWriter
 from tinybert_data.tasks import Task, get_task
 from tinybert_data.tokenization import BertTokenizer
 
@@ -70,7 +70,7 @@ def write_task_records(
     tokenizer = BertTokenizer.from_vocab(vocab, do_lower_case=do_lower_case)
     summary = Summary(Path(output))
     label_shape = (seq_length,) if task.task_type == "ner" else ()
-    shapes = {**{c: (seq_length,) for c in COLUMNS[:3]}, "label_ids": label_shape}
+    shapes = {**{c: (seq_length,) for c in TEXT_COLUMNS}, "label_ids": label_shape}
     metadata = {
         "task": task.name,
         "task_type": task.task_type,
@@ -154,7 +154,7 @@ def write_corpus_records(
         "seed": seed,
         "inputs": [str(p) for p in files],
     }
-    shapes = {c: (seq_length,) for c in COLUMNS[:3]}
+    shapes = {c: (seq_length,) for c in TEXT_COLUMNS}
     total_bytes = sum(p.stat().st_size for p in files)
     writer = RecordsWriter(output, name, shapes, metadata, vocab, format, shards)
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, disable=not progress, desc="corpus")
@@ -171,7 +171,8 @@ def write_corpus_records(
         )
         for piece in pieces:
             for begin in range(0, len(piece.rows["input_ids"]), CORPUS_CHUNK):
-                writer.write({c: piece.rows[c][begin : begin + CORPUS_CHUNK] for c in COLUMNS[:3]})
+                rows = {c: piece.rows[c][begin : begin + CORPUS_CHUNK] for c in TEXT_COLUMNS}
+                writer.write(rows)
             summary.num_tokens += int(piece.rows["input_mask"].sum())
             summary.num_lines += piece.num_lines
             summary.num_documents += piece.num_documents

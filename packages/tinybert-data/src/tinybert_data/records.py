@@ -8,11 +8,12 @@ tokenized with.
 Writing is atomic: everything is written into a hidden temporary folder inside the output
 directory and moved to its final name only when complete, `task.json` last; a failed run
 removes the temporary folder and leaves no file under a final name. The folder is named
-`.tinybert-data-<host>-<pid>-<random>`, so that a later run into the same directory can tell
-the folder of a writer that was killed (its pid no longer runs) and remove it. TFRecord rows
-go to the shards in turn (row i to shard i mod N); readers interleave the shards back into
-row order, and check that the files hold exactly the rows task.json (or schema.json)
-promises and that no token id lies outside the vocabulary.
+`.tinybert-data-<host>-<pid>-<random>` (tinybert-core's `temporary_folder`), so that a later
+run into the same directory can tell the folder of a writer that was killed (its pid no longer
+runs) and remove it (`remove_stale_temporaries`). task.json's layout, reader and writer are
+tinybert-core's. TFRecord rows go to the shards in turn (row i to shard i mod N); readers
+interleave the shards back into row order, and check that the files hold exactly the rows
+task.json (or schema.json) promises and that no token id lies outside the vocabulary.
 """
 
 from __future__ import annotations
@@ -20,28 +21,28 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
-import socket
-import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
+from tinybert_core import (
+    COLUMNS,
+    TASK_FILE,
+    DataError,
+    read_task_info,
+    remove_stale_temporaries,
+    temporary_folder,
+    write_task_info,
+)
 from tinybert_data.errors import RecordsError
 from tinybert_data.mindrecord_format import MindRecordShards, read_mindrecord
 from tinybert_data.tfrecord_format import framed_examples, iter_records, parse_examples
 
-COLUMNS = ("input_ids", "segment_ids", "input_mask", "label_ids")  # this order everywhere
 FORMATS = ("tfrecord", "mindrecord")
-SCHEMA_FILE, TASK_FILE, VOCAB_FILE = "schema.json", "task.json", "vocab.txt"
-TEMPORARY_PREFIX = ".tinybert-data-"
-# A temporary folder that names no writer on this host (older name, other host) is taken to
-# be stale once nothing in it has changed for this long: a live writer appends all the time.
-STALE_AFTER_SECONDS = 3600
+SCHEMA_FILE, VOCAB_FILE = "schema.json", "vocab.txt"
 
 
 def shard_file_names(name: str, num_shards: int, format: str = "tfrecord") -> list[str]:
@@ -122,8 +123,7 @@ class RecordsWriter:
         self._created_output_dir = not self.output_dir.exists()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.output_dir)
-        writer = f"{TEMPORARY_PREFIX}{socket.gethostname()}-{os.getpid()}-"
-        self._tmp = Path(tempfile.mkdtemp(prefix=writer, dir=self.output_dir))
+        self._tmp = temporary_folder(self.output_dir)
         try:
             if format == "mindrecord":
                 self._shards = MindRecordShards(
@@ -181,7 +181,7 @@ class RecordsWriter:
             columns=list(self.shapes),
             files=self.file_names,
         )
-        (self._tmp / TASK_FILE).write_text(json.dumps(task, indent=2, ensure_ascii=False) + "\n")
+        write_task_info(self._tmp, task)
         # Until the new task.json replaces the old one, the old one still describes a whole
         # dataset (a kill -9 meanwhile leaves the earlier run readable); its shards that this
         # run does not rewrite go after that, so the directory never mixes two runs.
@@ -213,61 +213,13 @@ def _naming_output(directory: Path) -> Iterator[None]:
         ) from None
 
 
-def remove_stale_temporaries(directory) -> list[Path]:
-    """Remove the temporary folders that killed writers left in a records directory.
-
-    A folder is stale when the writer its name records (host and pid) no longer runs on this
-    host, or, when its name records none this host can check, when nothing in it has changed
-    for STALE_AFTER_SECONDS. Returns the folders removed.
-    """
-    named = re.compile(re.escape(TEMPORARY_PREFIX) + r"(?P<host>.+)-(?P<pid>\d+)-[^-]+")
-    removed = []
-    for folder in Path(directory).glob(TEMPORARY_PREFIX + "*"):
-        if not folder.is_dir():
-            continue
-        match = named.fullmatch(folder.name)
-        if match and match["host"] == socket.gethostname():
-            stale = not _process_alive(int(match["pid"]))
-        else:
-            stale = time.time() - _last_change(folder) > STALE_AFTER_SECONDS
-        if stale:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
-def _last_change(folder: Path) -> float:
-    """The latest modification time of a folder or anything directly in it."""
-    times = [folder.stat().st_mtime]
-    for item in folder.iterdir():
-        with contextlib.suppress(FileNotFoundError):  # removed meanwhile
-            times.append(item.stat().st_mtime)
-    return max(times)
-
-
 def _files_of_earlier_run(directory: Path) -> set[str]:
     """The data files (and MindRecord .db indexes) the task.json in `directory` lists."""
     try:
-        old_files = json.loads((directory / TASK_FILE).read_text()).get("files", [])
-    except (OSError, json.JSONDecodeError, AttributeError):
+        old_files = read_task_info(directory).get("files", [])
+    except (OSError, DataError):
         return set()
     return {name for file_name in old_files for name in (file_name, f"{file_name}.db")}
-
-
-def read_task_info(path) -> dict:
-    """task.json of a records directory ({} when there is none)."""
-    task_file = Path(path) / TASK_FILE
-    return json.loads(task_file.read_text()) if task_file.is_file() else {}
 
 
 def record_files(path) -> tuple[str, list[Path]]:
@@ -307,7 +259,7 @@ def read_records(
     """
     format, files = record_files(path)
     promised, promised_per_file = _promised_rows(path, files)
-    vocab_size = _task_of(path).get("vocab_size")
+    vocab_size = read_task_info(path).get("vocab_size")
     if format == "mindrecord":
 
         def mindrecord_row(row: int) -> str:
@@ -348,12 +300,6 @@ def load_records(path, columns: Sequence[str] | None = None) -> dict[str, np.nda
         names = columns or list(shapes)
         return {c: np.zeros((0, *shapes.get(c, ())), np.int32) for c in names}
     return {c: np.concatenate([b[c] for b in batches]) for c in batches[0]}
-
-
-def _task_of(path) -> dict:
-    """task.json of a records directory, or of the directory holding a record file."""
-    path = Path(path)
-    return read_task_info(path if path.is_dir() else path.parent)
 
 
 def _promised_rows(path, files: list[Path]) -> tuple[int | None, dict[Path, int] | None]:

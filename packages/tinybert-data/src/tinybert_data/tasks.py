@@ -1,7 +1,8 @@
 """Task readers: raw GLUE/CLUE files to `Example`s, and `Example`s to fixed-length features.
 
-A task is one small class in the `TASKS` registry. GLUE tasks read tab-separated files with a
-header row (no quote handling: GLUE text contains bare quotes); CLUE tasks read JSON lines.
+A task is one small class in the `TASKS` registry; its type and labels are its entry in
+tinybert-core's task table. GLUE tasks read tab-separated files with a header row (no quote
+handling: GLUE text contains bare quotes); CLUE tasks read JSON lines.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from tinybert_core import CLUENER_TYPES, IGNORE_INDEX
+from tinybert_core import TASKS as TASK_TABLE
 from tinybert_data.errors import DataError, UnknownTaskError
 from tinybert_data.tokenization import BertTokenizer
 
 logger = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100  # label of positions no loss is computed on (special tokens, padding)
 ON_ERROR = ("raise", "skip")
 
 
@@ -37,11 +39,20 @@ class Example:
 
 
 class Task:
-    """Base of all tasks: reading with error policy, and feature building."""
+    """Base of all tasks: reading with error policy, and feature building.
+
+    A task class names its task. A task of tinybert-core's task table takes its type and
+    labels (label strings in id order) from there; a task of your own declares them."""
 
     name: ClassVar[str]
     task_type: ClassVar[str]  # "classification" | "regression" | "ner"
     labels: ClassVar[list[str]]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        spec = TASK_TABLE.get(vars(cls).get("name"))
+        if spec is not None:
+            cls.task_type, cls.labels = spec.task_type, list(spec.labels)
 
     def read(self, path, on_error: str = "raise", skipped: list | None = None) -> Iterator[Example]:
         """Examples of the file at `path`, in file order.
@@ -120,7 +131,7 @@ def _lines(path) -> Iterator[tuple[int, str]]:
 class GlueTask(Task):
     """A GLUE TSV: header row naming the columns, then one example per line."""
 
-    task_type = "classification"
+    task_type = "classification"  # unless the task table says otherwise
     text_columns: ClassVar[tuple[str, ...]]  # text_a, and text_b for pair tasks
     label_column: ClassVar[str] = "label"
 
@@ -187,13 +198,11 @@ class JsonLinesTask(Task):
 
 class Sst2(GlueTask):
     name = "sst2"
-    labels: ClassVar[list[str]] = ["0", "1"]
     text_columns = ("sentence",)
 
 
 class Qnli(GlueTask):
     name = "qnli"
-    labels: ClassVar[list[str]] = ["entailment", "not_entailment"]
     text_columns = ("question", "sentence")
 
 
@@ -201,7 +210,6 @@ class Mnli(GlueTask):
     """MNLI train, dev_matched and dev_mismatched: the same columns, the label in `gold_label`."""
 
     name = "mnli"
-    labels: ClassVar[list[str]] = ["entailment", "neutral", "contradiction"]
     text_columns = ("sentence1", "sentence2")
     label_column = "gold_label"
 
@@ -210,11 +218,6 @@ class Tnews(JsonLinesTask):
     """TNEWS news-title classification: 15 labels, in the order of the dataset's labels.json."""
 
     name = "tnews"
-    task_type = "classification"
-    labels: ClassVar[list[str]] = [
-        "100", "101", "102", "103", "104", "106", "107", "108",
-        "109", "110", "112", "113", "114", "115", "116",
-    ]  # fmt: skip
 
     def parse_record(self, record: dict, path, line: int) -> Example:
         sentence = self.field(record, "sentence", path, line)
@@ -225,20 +228,12 @@ class Tnews(JsonLinesTask):
         return Example(sentence, None, label, str(path), line)
 
 
-ENTITY_TYPES = [
-    "address", "book", "company", "game", "government",
-    "movie", "name", "organization", "position", "scene",
-]  # fmt: skip
-
-
 class Cluener(JsonLinesTask):
     """CLUENER2020: spans {type: {entity: [[start, end], ...]}} (end inclusive) to character-level
     BIO tags. Each token is labelled with the tag of its first character; the later pieces of a
     word split into several, [CLS], [SEP] and padding get IGNORE_INDEX."""
 
-    name = "cluener"
-    task_type = "ner"
-    labels: ClassVar[list[str]] = ["O"] + [f"{p}-{t}" for t in ENTITY_TYPES for p in ("B", "I")]
+    name = "cluener"  # labels: O, then B- and I- of each entity type (CLUENER_TAGS)
 
     def parse_record(self, record: dict, path, line: int) -> Example:
         text = self.field(record, "text", path, line)
@@ -276,9 +271,11 @@ def char_tags(text: str, spans, path, line: int) -> list[str]:
     tags = ["O"] * len(text)
     owner = [None] * len(text)  # which entity tagged each character, to report overlaps
     for entity_type, entities in spans.items():
-        if entity_type not in ENTITY_TYPES:
+        if entity_type not in CLUENER_TYPES:
             raise DataError(
-                path, line, f"unknown entity type {entity_type!r}, expected one of {ENTITY_TYPES}"
+                path,
+                line,
+                f"unknown entity type {entity_type!r}, expected one of {list(CLUENER_TYPES)}",
             )
         if not isinstance(entities, dict):
             raise DataError(path, line, f"entities of type {entity_type!r} must be a JSON object")

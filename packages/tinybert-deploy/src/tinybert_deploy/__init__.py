@@ -12,6 +12,6 @@ from .errors import DeployError
 from .evaluate import evaluate, task_columns
 from .runtime import OnnxModel, Predictor, choose_runtime
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["DeployError", "OnnxModel", "Predictor", "choose_runtime", "evaluate", "task_columns"]

@@ -4,21 +4,24 @@ Layout written by `preprocess` (one example per file, int32, shape [1, seq_lengt
 
     DIR/00_input_ids/<task>_00000.bin   DIR/01_segment_ids/...   DIR/02_input_mask/...
     DIR/label_ids.npy                   [n] or, for NER, [n, seq_length]
-    DIR/task.json                       task, task_type, labels, seq_length, num_rows
+    DIR/task.json                       tinybert-core's task.json: task, task_type, labels,
+                                        seq_length, num_rows, labelled, columns (, vocab_size,
+                                        do_lower_case, inputs)
 
 The app writes one float32 logits file per example, named after its input with `_0` added
 (`<task>_00000_0.bin`): [num_labels] values for classification, [seq_length * num_labels]
 for NER, which `postprocess` reshapes to [seq_length, num_labels] (the model zoo reshaped NER
-results to [num_labels, seq_length], scoring noise).
+results to [num_labels, seq_length], scoring noise). Folders written by earlier versions
+(a task.json of task, task_type, labels, seq_length and num_rows only) still postprocess.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from tinybert_core import IGNORE_INDEX, read_task_info, write_task_info
 from tinybert_eval import get_evaluator
 
 from .errors import DeployError
@@ -34,7 +37,12 @@ def example_name(task: str, index: int) -> str:
     return f"{task}_{index:05d}"
 
 
-def preprocess(columns: dict, task: str, task_type: str, labels: list, output) -> Path:
+def preprocess(
+    columns: dict, task: str, task_type: str, labels: list, output, metadata: dict | None = None
+) -> Path:
+    """Write the app's input files, label_ids.npy and task.json; `metadata`: further task.json
+    entries (vocab_size, do_lower_case, inputs: what the rows were tokenized with and read from).
+    """
     output = Path(output)
     rows, seq_length = columns["input_ids"].shape
     for name, folder in FOLDERS.items():
@@ -47,24 +55,24 @@ def preprocess(columns: dict, task: str, task_type: str, labels: list, output) -
     info = {
         "task": task,
         "task_type": task_type,
-        "labels": labels,
+        "labels": list(labels),
         "seq_length": seq_length,
+        **(metadata or {}),
         "num_rows": rows,
+        "labelled": bool((columns["label_ids"] != IGNORE_INDEX).any()),
+        "columns": [*FOLDERS, "label_ids"],
     }
-    (output / "task.json").write_text(
-        json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_task_info(output, info)
     return output
 
 
 def postprocess(data_dir, result_dir) -> dict:
     data_dir, result_dir = Path(data_dir), Path(result_dir)
-    info_file = data_dir / "task.json"
-    if not info_file.is_file():
+    info = read_task_info(data_dir)
+    if not info:
         raise DeployError(
             f"{data_dir}: no task.json (write the folder with tinybert-310-preprocess)"
         )
-    info = json.loads(info_file.read_text(encoding="utf-8"))
     label_ids = np.load(data_dir / "label_ids.npy")
     input_mask = np.stack(
         [

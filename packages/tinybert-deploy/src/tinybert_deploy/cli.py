@@ -296,7 +296,12 @@ def preprocess_310(argv=None) -> int:
         if not examples:
             raise DeployError(f"{args.input}: no examples")
         columns = task.features(examples, tokenizer, args.seq_length)
-        preprocess(columns, task.name, task.task_type, list(task.labels), args.output)
+        tokenized = {
+            "vocab_size": tokenizer.vocab_size,
+            "do_lower_case": args.do_lower_case == "true",
+            "inputs": [str(args.input)],
+        }
+        preprocess(columns, task.name, task.task_type, list(task.labels), args.output, tokenized)
         logging.getLogger("tinybert_deploy").info(
             "wrote %d examples to %s", len(examples), args.output
         )

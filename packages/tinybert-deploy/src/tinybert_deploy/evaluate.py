@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
 
+from tinybert_core import read_task_info
 from tinybert_data import get_task, load_records
 from tinybert_eval import get_evaluator
 
@@ -33,12 +33,7 @@ def task_columns(
         raise DeployError(f"{path}: input not found")
     if path.is_dir() or path.suffix in (".tfrecord", ".mindrecord"):
         columns = load_records(path)
-        info = path / "task.json" if path.is_dir() else path.parent / "task.json"
-        vocab_size = (
-            json.loads(info.read_text(encoding="utf-8")).get("vocab_size")
-            if info.is_file()
-            else None
-        )
+        vocab_size = read_task_info(path).get("vocab_size")
         if model.vocab_size and vocab_size and vocab_size != model.vocab_size:
             raise DeployError(
                 f"{path} was tokenized with {vocab_size} tokens; the model has {model.vocab_size}"

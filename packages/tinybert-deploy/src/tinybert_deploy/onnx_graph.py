@@ -33,9 +33,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from tinybert_core import MASK_PENALTY
+from tinybert_core import TEXT_COLUMNS as INPUTS
+
 OPSET = 17  # LayerNormalization is a single op from opset 17
-INPUTS = ("input_ids", "segment_ids", "input_mask")
-MASK_PENALTY = -10000.0
 
 
 class GraphBuilder:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from tinybert_core import TEXT_COLUMNS as INPUTS  # the model's inputs, in argument order
 from tinybert_data import BertTokenizer
 from tinybert_eval import spans_from_tags
 
@@ -34,7 +35,6 @@ from .errors import DeployError
 
 log = logging.getLogger("tinybert_deploy")
 
-INPUTS = ("input_ids", "segment_ids", "input_mask")
 RUNTIMES = ("auto", "onnxruntime", "openvino")
 
 

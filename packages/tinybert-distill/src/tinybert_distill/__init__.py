@@ -19,7 +19,7 @@ from .losses import (
     uniform_layer_map,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "apply_overrides",

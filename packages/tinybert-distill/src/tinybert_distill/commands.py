@@ -11,6 +11,7 @@ import json
 import logging
 from pathlib import Path
 
+from tinybert_core import LABELLED_COLUMNS, TEXT_COLUMNS
 from tinybert_model import (
     BertModel,
     TinyBertStudent,
@@ -44,9 +45,6 @@ from .teacher_outputs import CACHE_FILE, teacher_logits
 from .trainer import Evaluation, Phase, Run, phase_rows, run_phase, set_seed
 
 log = logging.getLogger("tinybert_distill")
-
-TEXT_COLUMNS = ("input_ids", "segment_ids", "input_mask")
-LABELLED_COLUMNS = (*TEXT_COLUMNS, "label_ids")
 
 
 def run_settings(config: dict, rank: int, world_size: int) -> Run:

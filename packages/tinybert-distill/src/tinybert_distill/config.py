@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from tinybert_core import TinybertError
+
 CONFIG_PACKAGE = "tinybert_distill.configs"
 
 # What each key does, for --help. Keys are leaf names; the zoo's own where it had one.
@@ -140,7 +142,7 @@ NULLABLE = ("vocab_size",)  # null: the teacher's
 LAYER_LISTS = ("hidden_layer_map", "attention_layer_map", "init_student_from_teacher_layers")
 
 
-class ConfigError(ValueError):
+class ConfigError(TinybertError):
     """A config file or override that cannot be used."""
 
 

@@ -22,15 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tinybert_core import LABELLED_COLUMNS, TEXT_COLUMNS, DataError, read_task_info
 from tinybert_data import open_records
 
-COLUMNS = ("input_ids", "segment_ids", "input_mask", "label_ids")
 BUCKET_STEP = 16  # bucket lengths are multiples of this
 BUCKET_WINDOW = 64  # global batches per sorting window
-
-
-class DataError(ValueError):
-    """A data folder that is missing, incomplete or does not fit the run."""
 
 
 @dataclass
@@ -77,13 +73,14 @@ def load_dataset(path, *, dataset_type: str = "tfrecord", need_labels: bool = Tr
         raise DataError(
             f"{path}: data folder not found (write one with `tinybert-data task` or `corpus`)"
         )
-    task_file = records_folder(path) / "task.json"
-    task = json.loads(task_file.read_text(encoding="utf-8")) if task_file.is_file() else {}
+    task = read_task_info(path)
     try:
         records = open_records(path)
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: cannot read {dataset_type} records ({error})") from None
-    missing = [c for c in COLUMNS[: 4 if need_labels else 3] if c not in records.columns]
+    missing = [
+        c for c in (LABELLED_COLUMNS if need_labels else TEXT_COLUMNS) if c not in records.columns
+    ]
     if missing:
         raise DataError(f"{path}: the records have no {', '.join(missing)} column")
     if not records.num_rows:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import mindspore as ms
 from mindspore import nn, ops
 
-from .losses import attention_loss, hidden_loss, regression_loss, soft_cross_entropy
+from tinybert_core import IGNORE_INDEX  # label of padding and special tokens in NER data
 
-IGNORE_INDEX = -100  # label of padding and special tokens in NER data (tinybert_data.IGNORE_INDEX)
+from .losses import attention_loss, hidden_loss, regression_loss, soft_cross_entropy
 
 
 def freeze(teacher: nn.Cell) -> nn.Cell:

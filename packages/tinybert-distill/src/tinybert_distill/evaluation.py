@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 from mindspore import Tensor
 
+from tinybert_core import TEXT_COLUMNS
 from tinybert_eval import get_evaluator
 
 from .data import Dataset, bucket_length
-
-TEXT_COLUMNS = ("input_ids", "segment_ids", "input_mask")
 
 
 def predict(

@@ -27,6 +27,8 @@ from typing import NamedTuple
 import mindspore as ms
 import yaml
 
+from tinybert_core import TinybertError
+
 from .config import get, key_paths, validate
 
 log = logging.getLogger("tinybert_distill")
@@ -66,7 +68,7 @@ OUTPUTS = (
 CHECKPOINT_NAME = re.compile(r"^(?P<phase>.+)_step(?P<step>\d+)\.ckpt$")
 
 
-class RunError(ValueError):
+class RunError(TinybertError):
     """An output folder this run cannot use as asked."""
 
 

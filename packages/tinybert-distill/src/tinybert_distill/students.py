@@ -9,6 +9,7 @@ import logging
 import numpy as np
 from mindspore import Tensor
 
+from tinybert_core import TinybertError
 from tinybert_model import (
     BertConfig,
     BertForSequenceClassification,
@@ -25,7 +26,7 @@ from tinybert_model.modeling import architecture_for
 log = logging.getLogger("tinybert_distill")
 
 
-class ModelError(ValueError):
+class ModelError(TinybertError):
     """Teacher, student and data that don't fit together."""
 
 

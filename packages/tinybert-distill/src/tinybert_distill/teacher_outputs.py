@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, Dataset
-from .evaluation import TEXT_COLUMNS, predict
+from tinybert_core import TEXT_COLUMNS, DataError, atomic_path
+
+from .data import Dataset
+from .evaluation import predict
 
 log = logging.getLogger("tinybert_distill")
 
@@ -106,9 +107,6 @@ def _read(cache: Path, source: dict, num_rows: int) -> tuple:
 
 
 def _write(cache: Path, logits: np.ndarray, done: np.ndarray, source: dict) -> None:
-    """Write to a temporary file and rename it: a killed run leaves the old file or none."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_name(cache.name + ".partial")
-    with open(partial, "wb") as handle:
+    """Write atomically (tinybert-core's atomic_path): a killed run leaves the old file or none."""
+    with atomic_path(cache) as temporary, open(temporary, "wb") as handle:
         np.savez(handle, logits=logits, done=done, source=np.array(json.dumps(source)))
-    os.replace(partial, cache)

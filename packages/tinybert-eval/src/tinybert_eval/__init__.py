@@ -19,7 +19,7 @@ from .evaluators import (
 from .metrics import accuracy, binary_f1, matthews_corrcoef, pearson, spearman
 from .spans import span_scores, spans_from_cluener, spans_from_tags, tags_from_spans
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CLUENER_TAGS",

@@ -21,31 +21,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .evaluators import CLUENER_TYPES, TASK_METRICS, task_name
+from tinybert_core import CLUENER_TYPES, TASKS, atomic_write
+
+from .evaluators import TASK_METRICS, task_name
 from .files import InputError, Sentence, read_labels, read_sentences
 from .metrics import METRICS
 from .spans import SpanCounts, tags_from_spans
 
 log = logging.getLogger("tinybert-eval")
 
-# Label sets fixed by the task definition; other tasks take --labels or the gold file's own.
+# Label sets of the classification tasks (tinybert-core's task table); --labels overrides them.
 KNOWN_LABELS = {
-    "sst2": ["0", "1"],
-    "cola": ["0", "1"],
-    "mrpc": ["0", "1"],
-    "qqp": ["0", "1"],
-    "wnli": ["0", "1"],
-    "qnli": ["entailment", "not_entailment"],
-    "rte": ["entailment", "not_entailment"],
-    "mnli": ["entailment", "neutral", "contradiction"],
-    "mnli_mismatched": ["entailment", "neutral", "contradiction"],
+    name: list(spec.labels) for name, spec in TASKS.items() if spec.task_type == "classification"
 }
 
 
@@ -189,36 +181,10 @@ def format_report(task: str, result: dict) -> str:
 
 
 def write_json(path: Path, value: dict) -> None:
-    """Write to a temporary file, then rename: a failed run leaves no half-written report.
-
-    The report gets the mode of any new file (0666 minus the umask; tempfile's is 0600). An
-    OSError about the temporary, or about no file (a full disk), is raised naming `path`; the
-    temporary is never left behind.
-    """
-    prefix = f".{path.name}."
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(value, out, indent=2, ensure_ascii=False)
-                out.write("\n")
-            os.chmod(temporary, _new_file_mode())
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
-    except OSError as error:
-        if error.filename is None or Path(error.filename).name.startswith(prefix):
-            raise OSError(error.errno, error.strerror, str(path)) from None
-        raise
-
-
-def _new_file_mode() -> int:
-    """0666 minus the umask, the mode `open()` gives a new file."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
+    """Write the report atomically (tinybert-core's atomic_write): a failed run leaves no
+    half-written report, the report gets the mode of any new file, and an OSError about no
+    file (a full disk) is raised naming `path`."""
+    atomic_write(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ maps task names to their metrics.
         evaluator.update(logits, labels)
     evaluator.compute()   # {"accuracy": 0.91, "count": 872, "main": "accuracy"}
 
+Task types, label sets, CLUENER's entity types and tags and IGNORE_INDEX are tinybert-core's.
 Rows (classification) or positions (tagging) whose label is IGNORE_INDEX, or whose mask is 0,
 are not scored: padding rows that fill a last batch, special tokens, padding tokens and
 word pieces after a word's first.
@@ -15,25 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinybert_core import (
+    CLUENER_TAGS,
+    CLUENER_TYPES,  # noqa: F401 (importable from here, as before)
+    IGNORE_INDEX,
+    TASKS,
+)
+
 from .metrics import METRICS
 from .spans import SpanCounts, check_tags, spans_from_tags
-
-IGNORE_INDEX = -100
-
-# The 10 CLUENER entity types, in the order of tinybert-data's tag list.
-CLUENER_TYPES = (
-    "address",
-    "book",
-    "company",
-    "game",
-    "government",
-    "movie",
-    "name",
-    "organization",
-    "position",
-    "scene",
-)
-CLUENER_TAGS = ["O"] + [f"{prefix}-{kind}" for kind in CLUENER_TYPES for prefix in ("B", "I")]
 
 
 def scored(labels: np.ndarray, mask=None) -> np.ndarray:
@@ -155,20 +146,25 @@ class TaggingEvaluator(Evaluator):
         return {**result, "count": self.sentences, "main": "f1"}
 
 
-# task -> (kind, metrics, main metric). GLUE's own choice of metric for each task.
+# task -> (metrics, main metric): GLUE's own choice of metric for each task.
+_METRICS_OF_TASK = {
+    "sst2": (["accuracy"], "accuracy"),
+    "qnli": (["accuracy"], "accuracy"),
+    "mnli": (["accuracy"], "accuracy"),
+    "mnli_mismatched": (["accuracy"], "accuracy"),
+    "rte": (["accuracy"], "accuracy"),
+    "wnli": (["accuracy"], "accuracy"),
+    "tnews": (["accuracy"], "accuracy"),
+    "mrpc": (["accuracy", "f1"], "f1"),
+    "qqp": (["accuracy", "f1"], "f1"),
+    "cola": (["accuracy", "mcc"], "mcc"),
+    "stsb": (["pearson", "spearman"], "pearson"),
+    "cluener": (["f1"], "f1"),
+}
+# task -> (kind, metrics, main metric); the kind is the task's type in tinybert-core's table.
 TASK_METRICS = {
-    "sst2": ("classification", ["accuracy"], "accuracy"),
-    "qnli": ("classification", ["accuracy"], "accuracy"),
-    "mnli": ("classification", ["accuracy"], "accuracy"),
-    "mnli_mismatched": ("classification", ["accuracy"], "accuracy"),
-    "rte": ("classification", ["accuracy"], "accuracy"),
-    "wnli": ("classification", ["accuracy"], "accuracy"),
-    "tnews": ("classification", ["accuracy"], "accuracy"),
-    "mrpc": ("classification", ["accuracy", "f1"], "f1"),
-    "qqp": ("classification", ["accuracy", "f1"], "f1"),
-    "cola": ("classification", ["accuracy", "mcc"], "mcc"),
-    "stsb": ("regression", ["pearson", "spearman"], "pearson"),
-    "cluener": ("ner", ["f1"], "f1"),
+    name: (TASKS[name].task_type, metrics, main)
+    for name, (metrics, main) in _METRICS_OF_TASK.items()
 }
 ALIASES = {
     "sst-2": "sst2",
@@ -196,7 +192,7 @@ def get_evaluator(task: str, labels=None) -> Evaluator:
     tags, as tinybert-data numbers them); the scheme, BIO or BIOES, is read from the tags."""
     kind, metrics, main = TASK_METRICS[task_name(task)]
     if kind == "ner":
-        tags = list(labels) if labels is not None else CLUENER_TAGS
+        tags = list(labels if labels is not None else CLUENER_TAGS)
         return TaggingEvaluator(tags, scheme_of(tags))
     if kind == "regression":
         return RegressionEvaluator(main, metrics, labels)

@@ -20,12 +20,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinybert_core import TinybertError
+
 from .spans import spans_from_tags
 
 LABEL_COLUMNS = ("label", "gold_label", "score")
 
 
-class InputError(ValueError):
+class InputError(TinybertError):
     """A file that cannot be scored: the message names the file and line."""
 
 

@@ -91,7 +91,7 @@ def write_checkpoint(
     if architecture is not None:
         strings[ARCHITECTURE_KEY] = architecture
     with atomic_path(path, suffix=".ckpt") as temporary, _no_save_failure_log():
-        ms.save_checkpoint(entries, temporary, append_dict=strings)
+        ms.save_checkpoint(entries, str(temporary), append_dict=strings)
 
 
 class _SaveFailure(logging.Filter):

@@ -1,11 +1,14 @@
-"""The one exception type tinybert-model raises for bad user input.
+"""The one exception type tinybert-model raises for bad user input (a tinybert-core
+`TinybertError`).
 
 Console scripts catch it and print its message (no stack trace) with a non-zero exit code,
 so every message must say which file or tensor is wrong and how.
 """
 
+from tinybert_core import TinybertError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(TinybertError):
     """A checkpoint or config that cannot be read, converted or loaded as asked."""
 
 

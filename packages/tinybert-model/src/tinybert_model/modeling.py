@@ -25,11 +25,9 @@ import mindspore as ms
 from mindspore import nn, ops
 from mindspore.common.initializer import TruncatedNormal
 
-from .config import BertConfig
+from tinybert_core import MASK_PENALTY  # added to attention scores at padded keys
 
-# Added to attention scores at padded key positions, as Google's BERT and the model zoo do.
-# TinyBERT's attention loss zeroes scores at or below -100, i.e. exactly these positions.
-MASK_PENALTY = -10000.0
+from .config import BertConfig
 
 
 def gelu(x):
