@@ -16,10 +16,12 @@ from conftest import ENGLISH_VOCAB, SHARED_DATA, distill_config, tiny_config, wr
 
 from tinybert_data import BertTokenizer, RecordsError
 from tinybert_data.indexed import scan_shard
+from tinybert_distill import load_config, packaged_config
 from tinybert_distill.commands import run_settings
-from tinybert_distill.config import ConfigError
+from tinybert_distill.config import ConfigError, validate
 from tinybert_distill.data import load_dataset
 from tinybert_distill.distillers import FineTuneLoss
+from tinybert_distill.runs import run_identity
 from tinybert_distill.sink import SinkFeed, sink_requested, use_sink
 from tinybert_distill.students import head_class, with_task
 from tinybert_distill.trainer import Phase, Run, StepBatches, run_phase
@@ -145,3 +147,18 @@ def test_sink_feed_stops_its_pipeline(sst2_records):
     assert len(seen) == 3
     for step, got in zip((2, 3, 4), seen):
         np.testing.assert_array_equal(got, batch_of(step)[0])
+
+
+def test_sink_keys_are_checked_and_free_on_resume(tmp_path):
+    """data_sink_steps is range-checked like every number; neither key is part of a run's
+    identity (they decide how batches reach the device, not which), so runs saved before
+    the keys existed, or with other values, resume."""
+    config = load_config(packaged_config("gd_config"))
+    config["data_sink_steps"] = 0
+    with pytest.raises(ConfigError, match=r"--data_sink_steps is 0; it must be a whole number"):
+        validate(config)
+    config["data_sink_steps"] = 100
+    settings = run_identity(config)["settings"]
+    assert "enable_data_sink" not in settings and "data_sink_steps" not in settings
+    before = {k: v for k, v in config.items() if k not in ("enable_data_sink", "data_sink_steps")}
+    assert run_identity(before)["id"] == run_identity(config)["id"]
