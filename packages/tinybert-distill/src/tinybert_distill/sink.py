@@ -113,7 +113,12 @@ class SinkFeed:
         )
         self._iterator = None
         if ms.get_context("device_target") in SINK_DEVICES:
-            self._step = ms.data_sink(step_cell, self.dataset, sink_size=1)
+            # one call, one step; a function as in data_sink's documentation, not the Cell
+            # itself (its wrapper would copy the Cell's attributes onto itself)
+            def one_step(*inputs):
+                return step_cell(*inputs)
+
+            self._step = ms.data_sink(one_step, self.dataset, sink_size=1)
         else:
             self._iterator = self.dataset.create_tuple_iterator(num_epochs=1)
             self._step = lambda: step_cell(*next(self._iterator))
