@@ -18,6 +18,18 @@ packing with 1 and 2 workers.
    reader (the step time docs/GD_AT_SCALE.md builds its estimate on).
 4. `tinybert-data corpus` on the shared English wiki sample copied into a folder of files
    (WikiExtractor-like) to >= 200 MB, --workers 1 and 2, alternating, MB of text per second.
+5. `trainer`: the whole GD trainer (`tinybert_distill.general_distillation`, what tinybert-gd
+   runs: run identity, data, teacher, student, 20 steps, checkpoint) of a tiny teacher and
+   student at B32 S128 on the 0.5M and 5M rows, in a fresh process each: time from the call to
+   the end of step 1, steady step time (median of steps 3-20), peak RSS. Beside it the
+   previous behaviour, every row loaded into memory first (`load_dataset` before the row
+   indexes: emulated with tinybert-data's LoadedRecords, what MindRecord folders still use),
+   at 0.5M rows only (at 5M it would need about 10x its RSS, more than this shared machine has
+   to spare).
+6. `read_ahead`: the trainer's step with the next batch read in a thread, against reading it
+   when the step starts (`Run.read_ahead`), on the demo's SST-2 (all 67,349 train rows, seq 64,
+   length buckets) with a TinyBERT-4-size classifier at B32 (the demo's phase-2 step size,
+   the one where data time weighs most), alternating, steady step time.
 
     python bench/bench_scale.py [--rounds 2] [--corpus_mb 200] [--work DIR] [--skip ...]
 """
@@ -224,6 +236,215 @@ def measure_reader(kind: str, path: Path, model: str = "tiny", steps: int = STEP
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+# ---- the whole trainer in its own process ------------------------------------------------------
+
+
+def _watch(path: Path, times: list, stop) -> None:
+    """Append the time at which each new line of `path` appears (polled every 5 ms)."""
+    seen = 0
+    while not stop.is_set():
+        if path.is_file():
+            lines = path.read_bytes().count(b"\n")
+            times.extend([time.perf_counter()] * (lines - seen))
+            seen = lines
+        time.sleep(0.005)
+
+
+def trainer_worker(kind: str, path: str, teacher: str, output: str) -> dict:
+    """general_distillation on `path` (kind "ours" or "memory"), timed from the call."""
+    import threading
+
+    import mindspore as ms
+
+    import tinybert_distill.data
+    import tinybert_distill.runs
+    from tinybert_data.indexed import LoadedRecords
+    from tinybert_distill import general_distillation, load_config, packaged_config
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_device("CPU")
+    if kind == "memory":  # the previous behaviour: every row parsed into memory first
+        tinybert_distill.data.open_records = LoadedRecords
+    config = load_config(packaged_config("gd_config"))
+    config.update(
+        load_teacher_ckpt_path=teacher,
+        data_dir=path,
+        save_ckpt_path=output,
+        train_steps=STEPS,
+        save_ckpt_step=1000,
+        overwrite=True,
+    )
+    config["common_cfg"]["batch_size"] = BATCH
+    config["bert_student_net_cfg"].update(
+        hidden_size=TINY_STUDENT["hidden"],
+        num_hidden_layers=TINY_STUDENT["layers"],
+        num_attention_heads=TINY_STUDENT["heads"],
+        intermediate_size=TINY_STUDENT["ffn"],
+    )
+    times, stop = [], threading.Event()
+    watcher = threading.Thread(target=_watch, args=(Path(output) / "metrics.jsonl", times, stop))
+    watcher.start()
+    started = time.perf_counter()
+    general_distillation(config)
+    stop.set()
+    watcher.join()
+    steps = [b - a for a, b in zip(times, times[1:])][1:]  # steps 3..20
+    tinybert_distill.runs._digests.clear()  # hash again what the run identity hashed
+    hashing = time.perf_counter()
+    tinybert_distill.runs.digest(path)
+    hashing = time.perf_counter() - hashing
+    return {
+        "first_step_s": times[0] - started,
+        "identity_hash_s": hashing,
+        "step_s": statistics.median(steps),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def tiny_teacher(path: Path) -> Path:
+    import mindspore as ms
+
+    from tinybert_model import BertConfig, BertModel, save_checkpoint
+
+    ms.set_seed(0)
+    shape = TINY_TEACHER
+    config = BertConfig.from_dict(
+        dict(
+            vocab_size=VOCAB,
+            hidden_size=shape["hidden"],
+            num_hidden_layers=shape["layers"],
+            num_attention_heads=shape["heads"],
+            intermediate_size=shape["ffn"],
+        )
+    )
+    save_checkpoint(BertModel(config), path)
+    return path
+
+
+def trainers(folders: dict, work: Path, rounds: int) -> None:
+    teacher = tiny_teacher(work / "tiny_teacher.ckpt")
+    plan = [("ours", "0.5M"), ("memory", "0.5M"), ("ours", "5M")]
+    results = {}
+    for round_number in range(rounds):
+        for kind, size in plan if round_number % 2 == 0 else plan[::-1]:
+            command = [sys.executable, __file__, "--trainer_worker", kind, str(folders[size])]
+            command += [str(teacher), str(work / f"gd_{kind}_{size}")]
+            done = subprocess.run(
+                command, capture_output=True, text=True, env=dict(os.environ, GLOG_v="3")
+            )
+            if done.returncode != 0:
+                result = {"error": done.stderr.strip().splitlines()[-1:]}
+            else:
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+            results.setdefault((kind, size), []).append(result)
+            load = os.getloadavg()[0]
+            print(
+                f"  round {round_number + 1} trainer {kind:6s} {size:4s} load {load:.1f} {result}"
+            )
+    print(
+        f"\nGD trainer (general_distillation), tiny teacher {TINY_TEACHER} and student "
+        f"{TINY_STUDENT}, B{BATCH} S{SEQ}, {STEPS} steps, medians over rounds:\n"
+        "| data | rows | call to end of step 1 | of it: run-identity hash of the data "
+        "| steady step | peak RSS |\n|---|---|---|---|---|---|"
+    )
+    for (kind, size), runs in results.items():
+        good = [r for r in runs if "error" not in r]
+        if not good:
+            print(f"| {kind} | {size} | failed: {runs[0]['error']} | | | |")
+            continue
+        row = {key: statistics.median(r[key] for r in good) for key in good[0]}
+        label = "row indexes (ours)" if kind == "ours" else "all rows in memory (previous)"
+        print(
+            f"| {label} | {size} | {row['first_step_s']:.1f} s | {row['identity_hash_s']:.1f} s "
+            f"| {1e3 * row['step_s']:.0f} ms | {row['peak_rss_mib']:.0f} MiB |"
+        )
+
+
+# ---- reading one batch ahead ------------------------------------------------------------------
+
+
+def read_ahead(work: Path, rounds: int, steps: int) -> None:
+    """run_phase with and without read_ahead on the demo's SST-2, in one process per run."""
+    records = work / "sst2_train_64"
+    if not (records / "task.json").is_file():
+        command = [
+            *[shutil.which("tinybert-data") or "tinybert-data", "task", "--task", "sst2"],
+            *["--input", str(Path(__file__).parents[1] / "data" / "sst2" / "train.tsv")],
+            *["--vocab", str(SHARED_DATA / "vocab" / "bert-base-uncased-vocab.txt")],
+            *["--seq_length", "64", "--output", str(records)],
+        ]
+        subprocess.run(command, check=True, capture_output=True)
+    times = {True: [], False: []}
+    for round_number in range(rounds):
+        for ahead_on in (True, False) if round_number % 2 == 0 else (False, True):
+            code = READ_AHEAD_RUN.format(
+                records=str(records), output=str(work / "read_ahead"), ahead=ahead_on, steps=steps
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", code],
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, GLOG_v="3"),
+            )
+            if done.returncode != 0:
+                print(f"  read_ahead {ahead_on} failed: {done.stderr.strip().splitlines()[-1:]}")
+                continue
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            times[ahead_on].append(result)
+            load = os.getloadavg()[0]
+            print(f"  round {round_number + 1} read_ahead {ahead_on!s:5s} load {load:.1f} {result}")
+    if times[True] and times[False]:
+        on = statistics.median(r["step_s"] for r in times[True])
+        off = statistics.median(r["step_s"] for r in times[False])
+        data = statistics.median(r["read_s"] for r in times[False])
+        print(
+            f"\nread ahead, SST-2 67,349 rows S64 B32, TinyBERT-4-size classifier, {steps} steps: "
+            f"steady step {1e3 * on:.1f} ms with, {1e3 * off:.1f} ms without "
+            f"(ratio {off / on:.3f}; a batch read takes {1e3 * data:.1f} ms)"
+        )
+
+
+# Runs in its own process: a fine-tuning phase through the trainer, the time of each step from
+# the trainer's own metrics (examples_per_s is the running mean since the loop started).
+READ_AHEAD_RUN = """
+import json, shutil, statistics, time
+from pathlib import Path
+import mindspore as ms
+import numpy as np
+ms.set_context(mode=ms.GRAPH_MODE)
+ms.set_device("CPU")
+from tinybert_distill.data import load_dataset
+from tinybert_distill.distillers import FineTuneLoss
+from tinybert_distill.students import head_class, with_task
+from tinybert_distill.trainer import Phase, Run, StepBatches, run_phase
+from tinybert_model import BertConfig
+output = Path({output!r})
+shutil.rmtree(output, ignore_errors=True)
+output.mkdir(parents=True)
+data = load_dataset({records!r})
+config = BertConfig.from_dict(dict(vocab_size=30522, hidden_size=312, num_hidden_layers=4,
+    num_attention_heads=12, intermediate_size=1200, hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0))
+ms.set_seed(0)
+model = head_class("classification")(with_task(config, data.task["labels"], "classification"))
+optimizer = dict(learning_rate=1e-4, weight_decay=1e-4, warmup_ratio=0.1)
+phase = Phase("finetune", FineTuneLoss(model, "classification"), model,
+    ("input_ids", "segment_ids", "input_mask", "label_ids"), epochs=1, batch_size=32,
+    optimizer=optimizer, max_steps={steps})
+run = Run(output, seed=0, read_ahead={ahead}, save_ckpt_step=100000)
+run_phase(phase, data, run)
+records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+elapsed = [r["step"] * 32 / r["examples_per_s"] for r in records]
+steps = [b - a for a, b in zip(elapsed, elapsed[1:])][20:]  # past the first graphs' compiling
+batches = StepBatches(phase, data, run)
+started = time.perf_counter()
+for step in range(50):
+    batches(step)
+read = (time.perf_counter() - started) / 50
+print(json.dumps(dict(step_s=statistics.median(steps), read_s=read)))
+"""
+
+
 # ---- corpus throughput ------------------------------------------------------------------------
 
 
@@ -264,14 +485,21 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["readers", "base_step", "corpus"],
+        choices=["readers", "base_step", "corpus", "trainer", "read_ahead"],
         help="parts to leave out",
     )
+    parser.add_argument(
+        "--ahead_steps", type=int, default=120, help="steps of each read_ahead run (120)"
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--trainer_worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, path, model, steps = args.worker
         print(json.dumps(reader_worker(kind, path, model, int(steps))))
+        return
+    if args.trainer_worker:
+        print(json.dumps(trainer_worker(*args.trainer_worker)))
         return
     SIZES.update({"0.5M": args.rows, "5M": 10 * args.rows})
 
@@ -282,8 +510,9 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        if "readers" not in args.skip or "base_step" not in args.skip:
-            folders = records_folders(work)
+        if {"readers", "base_step", "trainer"} - set(args.skip):
+            # the index build is timed from nothing when the readers are measured
+            folders = records_folders(work, rebuild_indexes="readers" not in args.skip)
         if "readers" not in args.skip:
             readers(folders, args.rounds)
         if "base_step" not in args.skip:
@@ -295,6 +524,10 @@ def main() -> None:
                 f"({100 * result.get('data_s', 0) / result.get('step_s', 1):.3f}% of the step), "
                 f"peak RSS {result.get('peak_rss_mib', float('nan')):.0f} MiB {result}"
             )
+        if "trainer" not in args.skip:
+            trainers(folders, work, args.rounds)
+        if "read_ahead" not in args.skip:
+            read_ahead(work, args.rounds, args.ahead_steps)
         if "corpus" not in args.skip:
             corpus(work, args.corpus_mb, args.rounds)
     finally:
@@ -302,7 +535,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def records_folders(work: Path) -> dict:
+def records_folders(work: Path, rebuild_indexes: bool = True) -> dict:
     from tinybert_data import write_row_indexes
 
     folders = {name: work / f"records_{name}" for name in SIZES}
@@ -314,6 +547,8 @@ def records_folders(work: Path) -> dict:
         repeat_records(folders["0.5M"], folders["5M"], SIZES["5M"] // SIZES["0.5M"])
     for name, folder in folders.items():
         size = sum(f.stat().st_size for f in folder.glob("*.tfrecord")) / 1e9
+        if not rebuild_indexes and any(folder.glob("*.rowindex")):
+            continue
         for index in folder.glob("*.rowindex"):
             index.unlink()  # time the build from nothing
         started = time.perf_counter()

@@ -11,6 +11,8 @@ import json
 import logging
 from pathlib import Path
 
+import mindspore as ms
+
 from tinybert_core import LABELLED_COLUMNS, TEXT_COLUMNS
 from tinybert_model import (
     BertModel,
@@ -27,6 +29,7 @@ from .distillers import DistillationLoss, FineTuneLoss, PredictionLoss
 from .evaluation import evaluate
 from .losses import check_layer_map, uniform_layer_map
 from .runs import prepare_output
+from .sink import use_sink
 from .students import (
     ModelError,
     check_distillable,
@@ -61,6 +64,8 @@ def run_settings(config: dict, rank: int, world_size: int) -> Run:
         log_every=int(config["log_every"]),
         identity=identity,
         length_buckets=bool(config.get("length_buckets", True)),
+        data_sink=use_sink(config["enable_data_sink"], ms.get_context("device_target")),
+        data_sink_steps=int(config["data_sink_steps"]),
     )
 
 

@@ -34,6 +34,10 @@ KEY_HELP = {
     "do_shuffle": "shuffle the rows each epoch (the order depends only on seed and epoch)",
     "length_buckets": "pad each batch only to the smallest multiple of 16 holding its longest "
     "row, not to seq_length (false: the zoo's fixed padding)",
+    "enable_data_sink": "GPU/Ascend: feed the device through mindspore.dataset's device queue, "
+    "batches padded to seq_length (the zoo's default; CPU: no effect, see the README)",
+    "data_sink_steps": "with enable_data_sink: steps per sink (the loss is read back, logged "
+    "and checked once per sink)",
     "save_ckpt_step": "write a resumable checkpoint every N steps",
     "max_ckpt_num": "resumable checkpoints kept per phase (oldest deleted)",
     "save_ckpt_path": "output folder: checkpoints, log.txt, metrics.jsonl, final models",
@@ -85,7 +89,7 @@ KEY_HELP = {
 
 # Keys every command has, added when a config file leaves them out (configs written
 # before the key existed, or a user's own).
-COMMON_DEFAULTS = {"overwrite": False}
+COMMON_DEFAULTS = {"overwrite": False, "enable_data_sink": True, "data_sink_steps": 1}
 
 
 def _whole(low, also=None):
@@ -108,6 +112,7 @@ RANGES = {
     "train_steps": _whole(1, also=-1),
     "batch_size": _whole(1),
     "save_ckpt_step": _whole(1),
+    "data_sink_steps": _whole(1),
     "max_ckpt_num": _whole(1),
     "log_every": _whole(1),
     "eval_step": _whole(0),

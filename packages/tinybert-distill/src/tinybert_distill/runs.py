@@ -51,6 +51,9 @@ FREE_KEYS = (
     "device_id",
     "ms_mode",
     "save_ckpt_path",
+    # how batches reach the device, not which ones (sink.py)
+    "enable_data_sink",
+    "data_sink_steps",
 )
 INPUT_FOLDERS = ("data_dir", "train_data_dir", "eval_data_dir", "schema_dir")
 

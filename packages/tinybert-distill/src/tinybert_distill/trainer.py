@@ -2,7 +2,10 @@
 phases and fine-tuning are each one `Phase` run by `run_phase`.
 
 Per step: take this worker's rows of the epoch's order (cut to the batch's length bucket,
-see data.py), run the compiled TrainStep, log.
+see data.py), run the compiled TrainStep, log. The next step's rows are read in a thread
+while a step runs (`read_ahead`). With `data_sink` (enable_data_sink on GPU/Ascend, see
+sink.py) the batches reach the device through MindSpore's dataset engine instead, and the
+host reads the loss back every `data_sink_steps` steps.
 Every `save_ckpt_step` steps (and at the end) rank 0 writes a resumable checkpoint: the
 trained model, the optimizer's moments and step, the loss scale and the loop's own state.
 `resume=True` continues from the newest one with the same data order, learning-rate
@@ -26,6 +29,7 @@ import numpy as np
 from mindspore import Tensor, nn
 from tqdm import tqdm
 
+from tinybert_data.prefetch import ahead
 from tinybert_model import read_checkpoint, save_checkpoint, write_checkpoint
 from tinybert_model.checkpoint import named_parameters
 
@@ -41,6 +45,7 @@ from .data import (
 )
 from .optimization import TrainStep, build_optimizer, learning_rates
 from .runs import TRAINER_STATE, checkpoint_path, is_own, remember_state, saved_checkpoints
+from .sink import SinkFeed
 
 log = logging.getLogger("tinybert_distill")
 
@@ -80,6 +85,9 @@ class Run:
     log_every: int = 1  # steps between lines in log.txt
     identity: dict | None = None  # runs.run_identity: which checkpoints are this run's
     length_buckets: bool = True  # pad each batch to its length bucket, not to seq_length
+    read_ahead: bool = True  # read step n + 1's rows in a thread while step n runs
+    data_sink: bool = False  # feed through mindspore.dataset (sink.py); batches at seq_length
+    data_sink_steps: int = 1  # with data_sink: steps between reading the loss back
     # string entries of saved models (task_info, vocab)
     model_extra: dict = field(default_factory=dict)
 
@@ -141,45 +149,123 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
         dynamic_ncols=True,
         unit="step",
     )
-    order_epoch, order = None, None
+    batch_of = StepBatches(phase, data, run, fixed_shape=run.data_sink)
+    if run.data_sink:
+        log.info(
+            "%s: data sink, %d steps per sink, every batch padded to seq_length %d",
+            phase.name,
+            run.data_sink_steps,
+            data.seq_length,
+        )
+        feed = SinkFeed(step_cell, batch_of, start, total, phase.inputs)
+    else:
+        feed = HostFeed(step_cell, batch_of, start, total, run.read_ahead)
+    sink_steps = run.data_sink_steps if run.data_sink else 1
     started = time.perf_counter()
-    for step in range(start, total):
-        epoch, step_in_epoch = divmod(step, per_epoch)
-        if epoch != order_epoch:
-            order_epoch, order = epoch, _order(data, run, global_batch, epoch)
-        inputs = step_inputs(phase, data, run, order, step_in_epoch)
-        loss, finite, scale = step_cell(*[Tensor(x) for x in inputs])
-        loss, finite, scale = (
-            loss.asnumpy().item(),
-            bool(finite.asnumpy().item()),
-            scale.asnumpy().item(),
-        )
-        done = step + 1
-        speed = (done - start) * global_batch / (time.perf_counter() - started)
-        rate = float(rates[step])
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"{phase.name}: loss is {loss} at step {done}; lower the learning rate"
+    step = start
+    try:
+        while step < total:
+            # Steps run without the host reading anything back until `done`: a sink ends
+            # where a checkpoint, an evaluation or an epoch does, so they fall on the same
+            # steps as without sinking.
+            done = _sink_end(step, total, per_epoch, sink_steps, run, evaluation)
+            outputs = feed.run(done - step)
+            loss, finite, scale = (
+                outputs[0].asnumpy().item(),
+                bool(outputs[1].asnumpy().item()),
+                outputs[2].asnumpy().item(),
             )
-        progress.update(1)
-        progress.set_postfix(
-            loss=f"{loss:.4f}", lr=f"{rate:.2e}", ex_s=f"{speed:.1f}", refresh=False
-        )
-        if run.is_main and (done % run.log_every == 0 or done == total):
-            _log_step(run, phase.name, epoch + 1, done, loss, finite, scale, rate, speed)
+            count, step = done - step, done
+            speed = (done - start) * global_batch / (time.perf_counter() - started)
+            rate = float(rates[done - 1])
+            epoch = (done - 1) // per_epoch
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"{phase.name}: loss is {loss} at step {done}; lower the learning rate"
+                )
+            progress.update(count)
+            progress.set_postfix(
+                loss=f"{loss:.4f}", lr=f"{rate:.2e}", ex_s=f"{speed:.1f}", refresh=False
+            )
+            logs = done // run.log_every != (done - count) // run.log_every
+            if run.is_main and (logs or done == total):
+                _log_step(run, phase.name, epoch + 1, done, loss, finite, scale, rate, speed)
 
-        end_of_epoch = (step_in_epoch + 1) == per_epoch
-        if evaluation and (
-            (evaluation.every and done % evaluation.every == 0)
-            or (not evaluation.every and end_of_epoch)
-            or done == total
-        ):
-            _evaluate(evaluation, phase, run, done)
-            phase.model.set_train(True)
-        if run.is_main and (done % run.save_ckpt_step == 0 or done == total):
-            best = evaluation.best if evaluation else None
-            _save_state(phase, step_cell, run, done, best)
-    progress.close()
+            end_of_epoch = done % per_epoch == 0
+            if evaluation and (
+                (evaluation.every and done % evaluation.every == 0)
+                or (not evaluation.every and end_of_epoch)
+                or done == total
+            ):
+                _evaluate(evaluation, phase, run, done)
+                phase.model.set_train(True)
+            if run.is_main and (done % run.save_ckpt_step == 0 or done == total):
+                best = evaluation.best if evaluation else None
+                _save_state(phase, step_cell, run, done, best)
+    finally:
+        feed.close()
+        progress.close()
+
+
+def _sink_end(step, total, per_epoch, sink_steps, run: Run, evaluation) -> int:
+    """Where the run of steps starting at `step` ends: after `sink_steps` steps, or earlier
+    at the next checkpoint, evaluation, epoch end or the phase's end."""
+    end = min(total, step + sink_steps, (step // per_epoch + 1) * per_epoch)
+    for every in (run.save_ckpt_step, evaluation.every if evaluation else 0):
+        if every:
+            end = min(end, (step // every + 1) * every)
+    return end
+
+
+class StepBatches:
+    """This worker's arrays of a phase's steps, by step number: `batch_of(step)`.
+
+    The epoch's order is computed when the step's epoch changes, so the batches are a pure
+    function of (seed, step) wherever a run starts. `fixed_shape`: batches at seq_length,
+    not cut to their length bucket (a sunk graph takes one shape; the rows stay the same).
+    One caller at a time (the read-ahead thread, or the dataset engine's one worker).
+    """
+
+    def __init__(self, phase: Phase, data: Dataset, run: Run, fixed_shape: bool = False):
+        self.phase, self.data, self.run = phase, data, run
+        self.fixed_shape = fixed_shape
+        self.global_batch = phase.batch_size * run.world_size
+        self.per_epoch = steps_per_epoch(data.num_rows, phase.batch_size, run.world_size)
+        self._epoch, self._order = None, None
+
+    def __call__(self, step: int) -> list:
+        epoch, step_in_epoch = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, _order(self.data, self.run, self.global_batch, epoch)
+        return step_inputs(
+            self.phase, self.data, self.run, self._order, step_in_epoch, cut=not self.fixed_shape
+        )
+
+
+class HostFeed:
+    """Each step's arrays read on the host and passed to the step as Tensors; with
+    `read_ahead`, step n + 1's are read in a thread while step n runs (reading and parsing
+    records overlaps the compiled step, which runs without the GIL). Errors of a read
+    surface when its step would start, so a checkpoint is never written from a partial step.
+    """
+
+    def __init__(self, step_cell, batch_of, start: int, stop: int, read_ahead: bool = True):
+        self.step_cell = step_cell
+        steps = range(start, stop)
+        if read_ahead:
+            self._batches = ahead(batch_of, steps)
+        else:
+            self._batches = ((step, batch_of(step)) for step in steps)
+
+    def run(self, count: int):
+        outputs = None
+        for _ in range(count):
+            _, arrays = next(self._batches)
+            outputs = self.step_cell(*[Tensor(x) for x in arrays])
+        return outputs
+
+    def close(self) -> None:
+        self._batches.close()
 
 
 def _steps(phase: Phase, data: Dataset, run: Run) -> tuple:
@@ -211,12 +297,14 @@ def _order(data: Dataset, run: Run, global_batch: int, epoch: int):
     return epoch_order(data.num_rows, run.seed, epoch, run.shuffle)
 
 
-def step_inputs(phase: Phase, data: Dataset, run: Run, order, step_in_epoch: int) -> list:
+def step_inputs(
+    phase: Phase, data: Dataset, run: Run, order, step_in_epoch: int, cut: bool = True
+) -> list:
     """This worker's arrays for one step, in `phase.inputs` order.
 
     With length buckets every worker cuts its slice to the bucket of the whole global batch's
     longest row, so all workers run the same shape (and one process with the combined batch
-    would run it too).
+    would run it too). `cut=False` leaves the arrays at seq_length (data sink).
     """
     rows = batch_rows(order, step_in_epoch, phase.batch_size, run.rank, run.world_size)
     names = phase.inputs
@@ -224,7 +312,7 @@ def step_inputs(phase: Phase, data: Dataset, run: Run, order, step_in_epoch: int
     arrays = dict(zip(from_data, data.inputs(rows, from_data)))
     arrays.update({n: phase.cached[n][rows] for n in names if n in phase.cached})
     arrays = [arrays[n] for n in names]
-    if not run.length_buckets:
+    if not (run.length_buckets and cut):
         return arrays
     global_rows = batch_rows(order, step_in_epoch, phase.batch_size * run.world_size)
     length = bucket_length(data.lengths[global_rows].max(), data.seq_length)
