@@ -127,7 +127,7 @@ def test_a_corrupt_record_fails_naming_shard_and_record_through_the_dataset(tmp_
 
 def test_cpu_keeps_the_host_path_and_the_zoo_values_are_read(tmp_path, sst2_records):
     config = distill_config("finetune_config", tmp_path / "run", train_data_dir=str(sst2_records))
-    assert config["enable_data_sink"] is True and config["data_sink_steps"] == 1  # the zoo's
+    assert config["enable_data_sink"] is False and config["data_sink_steps"] == 1
     run = run_settings(config, 0, 1)
     assert run.data_sink is False and run.read_ahead
     assert use_sink(True, "GPU") and use_sink("true", "Ascend") and not use_sink("false", "GPU")
