@@ -84,10 +84,9 @@ class _NamedOutputs:
     """Gives the tuple `construct` returns its names when Python calls the model.
 
     Calls from inside a graph compile the sub-cell's `construct` and never run `__call__`:
-    they get the plain tuple, which MindSpore compiles (see the module docstring).
+    they get the plain tuple, which MindSpore compiles (see the module docstring). Each model
+    names its NamedTuple in `output_type`.
     """
-
-    output_type = tuple
 
     def __call__(self, *args, **kwargs):
         return self.output_type(*super().__call__(*args, **kwargs))
@@ -388,12 +387,11 @@ class TinyBertStudent(_NamedOutputs, nn.Cell):
     wrapped model's tensors under their own names plus `fit_dense.*`, so a student
     checkpoint loads straight into the plain model (see `load_checkpoint`).
 
-    The student asks its model for hidden states and attention scores
-    (`return_layer_outputs`), maps the hidden states to the teacher's
-    size and returns three fields: a `ClassifierOutput(logits, hidden_states,
-    attention_scores)` around a head, a `StudentOutput(sequence_output, hidden_states,
-    attention_scores)` around a BertModel. Positions are those of the tuple it returned before
-    the outputs had names.
+    The student asks its model for hidden states and attention scores (`return_layer_outputs`),
+    maps the hidden states to the teacher's size and returns three fields: a
+    `ClassifierOutput(logits, hidden_states, attention_scores)` around a head, a
+    `StudentOutput(sequence_output, hidden_states, attention_scores)` around a BertModel.
+    Positions are those of the tuple it returned before the outputs had names.
     """
 
     def __init__(self, model: nn.Cell, teacher_hidden_size: int):
