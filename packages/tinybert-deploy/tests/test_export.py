@@ -15,7 +15,8 @@ onnx = pytest.importorskip("onnx")
 import onnxruntime  # noqa: E402
 
 from tinybert_deploy import OnnxModel  # noqa: E402
-from tinybert_deploy.export import export, main  # noqa: E402
+from tinybert_deploy.cli import export as main  # noqa: E402
+from tinybert_deploy.export import export  # noqa: E402
 from tinybert_deploy.onnx_graph import GraphBuilder  # noqa: E402
 from tinybert_model import (  # noqa: E402
     BertConfig,
@@ -132,7 +133,7 @@ def test_mindir_runs_at_two_shapes(tmp_path):
     )
     # one export format per process (MindSpore keeps exporter state)
     code = (
-        "import sys; from tinybert_deploy.export import main; "
+        "import sys; from tinybert_deploy.cli import export as main; "
         f"sys.exit(main(['--ckpt_file', r'{checkpoint}', '--task_name', 'cluener', "
         f"'--file_name', r'{tmp_path / 'm'}',"
         " '--file_format', 'MINDIR']))"

@@ -14,7 +14,8 @@ pytest.importorskip("onnx")
 
 from tinybert_deploy import OnnxModel, Predictor  # noqa: E402
 from tinybert_deploy.cli import eval_onnx, predict  # noqa: E402
-from tinybert_deploy.export import export, main  # noqa: E402
+from tinybert_deploy.cli import export as main  # noqa: E402
+from tinybert_deploy.export import export  # noqa: E402
 from tinybert_model import (  # noqa: E402
     BertConfig,
     BertForSequenceClassification,
@@ -184,7 +185,7 @@ def test_a_full_disk_leaves_nothing_behind(tmp_path):
     checkpoint = trained_style_checkpoint(tmp_path / "best.ckpt")
     out = tmp_path / "out"
     code = (
-        "import resource, sys; from tinybert_deploy.export import main; "
+        "import resource, sys; from tinybert_deploy.cli import export as main; "
         "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
         f"sys.exit(main(['--ckpt_file', r'{checkpoint}', '--file_name', r'{out / 'm'}']))"
     )

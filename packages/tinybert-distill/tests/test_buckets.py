@@ -102,7 +102,9 @@ def _tiny_pair(vocab_size):
     ms.set_seed(5)
     labels = ["0", "1"]
     teacher = BertForSequenceClassification(
-        tiny_config(vocab_size, labels=labels, task_type="classification")
+        tiny_config(vocab_size, labels=labels, task_type="classification"),
+        output_hidden_states=True,
+        output_attentions=True,
     )
     student_config = tiny_config(
         vocab_size, hidden_size=16, intermediate_size=32, labels=labels, task_type="classification"

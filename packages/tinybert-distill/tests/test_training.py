@@ -26,10 +26,10 @@ from tinybert_model import (
     BertModel,
     TinyBertStudent,
     load_model,
+    named_parameters,
     read_checkpoint,
     save_checkpoint,
 )
-from tinybert_model.checkpoint import named_parameters
 
 STUDENT = [
     "--num_hidden_layers",

@@ -8,16 +8,21 @@ import numpy as np
 import pytest
 
 from tinybert_model import (
+    ARCHITECTURES,
     BertForSequenceClassification,
+    BertForTokenClassification,
     BertModel,
     CheckpointError,
     TinyBertStudent,
+    expected_shapes,
     load_checkpoint,
     load_model,
+    named_parameters,
     read_checkpoint,
     save_checkpoint,
+    write_checkpoint,
 )
-from tinybert_model.checkpoint import named_parameters, write_checkpoint
+from tinybert_model.checkpoint import check_tensors, stored_architecture
 
 
 def parameters(model) -> dict:
@@ -118,3 +123,39 @@ def test_names_survive_nesting_and_extra_entries_round_trip(tiny_config, tmp_pat
     assert "fit_dense.weight" in checkpoint.tensors and "pooler.weight" in checkpoint.tensors
     assert checkpoint.extra == {"note": "phase 1"}
     load_checkpoint(tmp_path / "s.ckpt", TinyBertStudent(BertModel(tiny_config), 48))
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_every_model_has_the_name_tables_tensors(tiny_config, architecture):
+    """modeling.py's cells and names.py's table agree on every name and shape."""
+    config = tiny_config
+    if architecture in ("BertForSequenceClassification", "BertForTokenClassification"):
+        config = dataclasses.replace(tiny_config, labels=["a", "b", "c"], task_type="ner")
+    model = ARCHITECTURES[architecture](config)
+    shapes = {name: tuple(p.shape) for name, p in named_parameters(model).items()}
+    assert shapes == expected_shapes(config, architecture)
+
+
+def test_token_classifier_has_no_pooler_and_loads_checkpoints_that_had_one(tiny_config, tmp_path):
+    tags = dataclasses.replace(tiny_config, labels=["O", "B-x", "I-x"], task_type="ner")
+    model = BertForTokenClassification(tags)
+    assert not [name for name in named_parameters(model) if "pooler" in name]
+    # what tinybert-model wrote before: the same tensors plus a zero-filled pooler
+    old = parameters(model)
+    old["bert.pooler.weight"] = np.zeros((32, 32), np.float32)
+    old["bert.pooler.bias"] = np.zeros(32, np.float32)
+    write_checkpoint(tmp_path / "old.ckpt", old, tags, "BertForTokenClassification")
+    write_checkpoint(tmp_path / "no_architecture.ckpt", old, tags)
+    inputs = [
+        ms.Tensor(np.array(row, np.int32)) for row in ([[5, 6, 7, 0]], [[0] * 4], [[1] * 3 + [0]])
+    ]
+    model.set_train(False)
+    expected = model(*inputs).logits.asnumpy()
+    for name in ("old.ckpt", "no_architecture.ckpt"):
+        loaded = load_model(tmp_path / name)
+        assert type(loaded) is BertForTokenClassification
+        loaded.set_train(False)
+        np.testing.assert_array_equal(loaded(*inputs).logits.asnumpy(), expected)
+        checkpoint = read_checkpoint(tmp_path / name)
+        check_tensors(checkpoint.tensors, tags, "BertForTokenClassification", name)
+        assert stored_architecture(checkpoint, tags, name) == "BertForTokenClassification"

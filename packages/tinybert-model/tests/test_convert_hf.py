@@ -142,3 +142,19 @@ def test_old_layer_norm_names(tmp_path):
     old_tensors = read_checkpoint(tmp_path / "old.ckpt").tensors
     new_tensors = read_checkpoint(tmp_path / "new.ckpt").tensors
     assert all(np.array_equal(old_tensors[n], new_tensors[n]) for n in new_tensors)
+
+
+def test_token_classifier_needs_no_pooler_and_ignores_one(tmp_path):
+    """transformers' tagger has no pooler, and neither has ours; one built with a pooler
+    (add_pooling_layer=True) converts with it left out."""
+    hf_to_ms(FIXTURES / "hf_tiny_ner", tmp_path / "ner.ckpt")
+    assert not [n for n in read_checkpoint(tmp_path / "ner.ckpt").tensors if "pooler" in n]
+    folder, tensors = copy_fixture(tmp_path, "hf_tiny_ner")
+    tensors["bert.pooler.dense.weight"] = np.ones((32, 32), np.float32)
+    tensors["bert.pooler.dense.bias"] = np.ones(32, np.float32)
+    save_file(tensors, str(folder / "model.safetensors"))
+    hf_to_ms(folder, tmp_path / "pooled.ckpt")
+    converted = read_checkpoint(tmp_path / "pooled.ckpt").tensors
+    plain = read_checkpoint(tmp_path / "ner.ckpt").tensors
+    assert set(converted) == set(plain)
+    assert all(np.array_equal(converted[n], plain[n]) for n in plain)

@@ -183,3 +183,24 @@ def test_misshaped_and_unknown_zoo_tensors(tmp_path):
     ):
         zoo_to_ms(tmp_path / "extra.ckpt", tmp_path / "out.ckpt", FIXTURES / "zoo_td_config.yaml")
     assert sorted(os.listdir(tmp_path)) == ["bad.ckpt", "extra.ckpt"]
+
+
+def test_ner_heads_drop_the_zoo_pooler_and_give_it_back_as_zeros(tmp_path):
+    """The zoo's NER network has a pooler it never reads; our tagger has none."""
+    shapes = {
+        **zoo_encoder_shapes("bert.", "bert_"),
+        "dense_1.weight": (5, 32),
+        "dense_1.bias": (5,),
+    }
+    original = write_zoo_checkpoint(tmp_path / "zoo.ckpt", shapes)
+    config = FIXTURES / "zoo_td_config.yaml"
+    zoo_to_ms(tmp_path / "zoo.ckpt", tmp_path / "ours.ckpt", config, task_type="ner")
+    ours = read_checkpoint(tmp_path / "ours.ckpt").tensors
+    assert not [n for n in ours if "pooler" in n]
+    load_model(tmp_path / "ours.ckpt")
+    ms_to_zoo(tmp_path / "ours.ckpt", tmp_path / "back.ckpt", zoo_prefix="bert.")
+    back = read_checkpoint(tmp_path / "back.ckpt").tensors
+    assert set(back) == set(original)
+    pooler = {"bert.dense.weight", "bert.dense.bias"}
+    assert all(np.array_equal(back[n], original[n]) for n in set(original) - pooler)
+    assert all(not back[n].any() for n in pooler)

@@ -7,15 +7,22 @@ import numpy as np
 import pytest
 
 from tinybert_model import (
+    MASK_PENALTY,
     BertConfig,
     BertForPreTraining,
     BertForSequenceClassification,
     BertForTokenClassification,
     BertModel,
+    BertOutput,
+    ClassifierOutput,
+    PreTrainingOutput,
+    StudentOutput,
     TinyBertStudent,
+    named_parameters,
 )
-from tinybert_model.checkpoint import named_parameters
-from tinybert_model.modeling import MASK_PENALTY
+
+# what distillation asks for; inference leaves both out (test_outputs_are_named_and_optional)
+LAYERS = dict(output_hidden_states=True, output_attentions=True)
 
 
 def make_inputs(batch=3, seq=9, vocab=99, padded_from=(9, 6, 4)):
@@ -37,7 +44,7 @@ def run(model, inputs):
 def test_bert_model_outputs(tiny_config):
     inputs = make_inputs()
     sequence_output, pooled_output, hidden_states, attention_scores = run(
-        BertModel(tiny_config), inputs
+        BertModel(tiny_config, **LAYERS), inputs
     )
     assert sequence_output.shape == (3, 9, 32)
     assert pooled_output.shape == (3, 32)
@@ -51,7 +58,7 @@ def test_bert_model_outputs(tiny_config):
 
 def test_attention_scores_are_scaled_and_masked_before_softmax(tiny_config):
     inputs = make_inputs()
-    _, _, _, attention_scores = run(BertModel(tiny_config), inputs)
+    _, _, _, attention_scores = run(BertModel(tiny_config, **LAYERS), inputs)
     scores = attention_scores[0].asnumpy()
     key_is_padding = inputs[2][:, None, None, :] == 0
     # TinyBERT's attention loss relies on masked positions being <= -100, real ones far above
@@ -94,7 +101,9 @@ def test_dropout_only_in_training(tiny_config):
 def test_heads(tiny_config):
     inputs = make_inputs()
     labelled = dataclasses.replace(tiny_config, labels=["a", "b", "c"], task_type="classification")
-    logits, hidden_states, attention_scores = run(BertForSequenceClassification(labelled), inputs)
+    logits, hidden_states, attention_scores = run(
+        BertForSequenceClassification(labelled, **LAYERS), inputs
+    )
     assert logits.shape == (3, 3) and len(hidden_states) == 3 and len(attention_scores) == 2
 
     tags = dataclasses.replace(tiny_config, labels=["O", "B-x", "I-x"], task_type="ner")
@@ -129,7 +138,7 @@ def test_student_maps_hidden_states_to_teacher_size(tiny_config):
 
 def test_float16_compute_keeps_float32_outputs(tiny_config):
     half = dataclasses.replace(tiny_config, compute_type="float16")
-    model = BertModel(half)
+    model = BertModel(half, **LAYERS)
     full = BertModel(tiny_config)
     # same weights in both
     for mine, theirs in zip(model.get_parameters(), full.get_parameters()):
@@ -147,3 +156,84 @@ def test_presets():
     assert BertConfig.preset("tinybert-6").num_hidden_layers == 6
     assert BertConfig.preset("bert-base").num_hidden_layers == 12
     assert BertConfig.preset("tinybert-4", vocab_size=21128).vocab_size == 21128
+
+
+def test_outputs_are_named_and_optional(tiny_config):
+    """Without asking, no hidden states or attention scores leave the model; fields have names
+    and keep their positions, in both modes."""
+    inputs = make_inputs()
+    labelled = dataclasses.replace(tiny_config, labels=["a", "b"], task_type="classification")
+    for mode in (ms.PYNATIVE_MODE, ms.GRAPH_MODE):
+        ms.set_context(mode=mode)
+        encoder = run(BertModel(tiny_config), inputs)
+        assert type(encoder) is BertOutput
+        assert encoder.hidden_states == () and encoder.attention_scores == ()
+        assert encoder.sequence_output.shape == (3, 9, 32) and encoder[1].shape == (3, 32)
+        outputs = run(BertForSequenceClassification(labelled), inputs)
+        assert type(outputs) is ClassifierOutput and outputs.logits.shape == (3, 2)
+        assert outputs[1:] == ((), ())
+        hidden_only = run(BertModel(tiny_config, output_hidden_states=True), inputs)
+        assert len(hidden_only.hidden_states) == 3 and hidden_only.attention_scores == ()
+        pretraining = run(BertForPreTraining(tiny_config, output_attentions=True), inputs)
+        assert type(pretraining) is PreTrainingOutput
+        assert pretraining.hidden_states == () and len(pretraining.attention_scores) == 2
+
+
+def test_asking_for_layers_changes_no_value(tiny_config):
+    inputs = make_inputs()
+    plain = BertModel(tiny_config)
+    asking = BertModel(tiny_config, **LAYERS)
+    for mine, theirs in zip(asking.get_parameters(), plain.get_parameters()):
+        mine.set_data(theirs.data.copy())
+    np.testing.assert_array_equal(run(plain, inputs)[0].asnumpy(), run(asking, inputs)[0].asnumpy())
+
+
+def test_graphs_compile_without_python_fallback(tiny_config):
+    """Inside a graph the outputs are plain tuples: STRICT syntax (no interpreted Python) compiles
+    every model, and a loss cell reading them by position differentiates and trains."""
+    ms.set_context(mode=ms.GRAPH_MODE, jit_syntax_level=ms.STRICT)
+    try:
+        inputs = [ms.Tensor(x) for x in make_inputs()]
+        tags = dataclasses.replace(tiny_config, labels=["O", "B-x"], task_type="ner")
+        assert type(run(BertForTokenClassification(tags), make_inputs())) is ClassifierOutput
+        assert type(run(BertForPreTraining(tiny_config), make_inputs())) is PreTrainingOutput
+        labelled = dataclasses.replace(tiny_config, labels=["a", "b"], task_type="classification")
+        student = TinyBertStudent(BertForSequenceClassification(labelled), teacher_hidden_size=48)
+
+        class Loss(ms.nn.Cell):
+            def __init__(self, student):
+                super().__init__()
+                self.student = student
+
+            def construct(self, input_ids, segment_ids, input_mask):
+                logits, hidden_states, attention_scores = self.student(
+                    input_ids, segment_ids, input_mask
+                )
+                loss = ms.ops.mean(ms.ops.square(logits))
+                for hidden in hidden_states:
+                    loss += ms.ops.mean(ms.ops.square(hidden))
+                return loss + ms.ops.mean(ms.ops.square(attention_scores[-1])) * 1e-6
+
+        loss = Loss(student)
+        gradients = ms.ops.GradOperation(get_by_list=True)(loss, loss.trainable_params())(*inputs)
+        assert all(float(ms.ops.abs(g).sum()) > 0 for g in gradients[:5])
+        step = ms.nn.TrainOneStepCell(loss, ms.nn.SGD(loss.trainable_params(), 0.05))
+        step.set_train(True)
+        first = float(step(*inputs))
+        for _ in range(5):
+            last = float(step(*inputs))
+        assert last < first
+    finally:
+        ms.set_context(jit_syntax_level=ms.LAX)
+
+
+def test_student_outputs(tiny_config):
+    inputs = make_inputs()
+    encoder_student = TinyBertStudent(BertModel(tiny_config), teacher_hidden_size=48)
+    outputs = run(encoder_student, inputs)
+    assert type(outputs) is StudentOutput and outputs.sequence_output.shape == (3, 9, 32)
+    assert [h.shape for h in outputs.hidden_states] == [(3, 9, 48)] * 3
+    tags = dataclasses.replace(tiny_config, labels=["O", "B-x", "I-x"], task_type="ner")
+    outputs = run(TinyBertStudent(BertForTokenClassification(tags), 48), inputs)
+    assert type(outputs) is ClassifierOutput and outputs.logits.shape == (3, 9, 3)
+    assert len(outputs.attention_scores) == 2

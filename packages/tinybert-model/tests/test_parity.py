@@ -28,7 +28,7 @@ def reference():
 @pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE], ids=["pynative", "graph"])
 def test_minilm_matches_transformers(minilm_ckpt, reference, mode):
     ms.set_context(mode=mode)
-    model = load_model(minilm_ckpt)
+    model = load_model(minilm_ckpt, output_hidden_states=True, output_attentions=True)
     model.set_train(False)
     inputs = [ms.Tensor(reference[k]) for k in ("input_ids", "segment_ids", "input_mask")]
     _, pooled_output, hidden_states, attention_scores = model(*inputs)

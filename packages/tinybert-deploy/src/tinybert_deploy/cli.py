@@ -1,5 +1,6 @@
-"""Console scripts of the base install (no MindSpore): tinybert-predict, tinybert-eval-onnx,
-tinybert-quantize, tinybert-310-preprocess, tinybert-310-postprocess.
+"""Console scripts: tinybert-predict, tinybert-eval-onnx, tinybert-quantize,
+tinybert-310-preprocess, tinybert-310-postprocess (the base install: no MindSpore), and
+tinybert-export (the `[export]` extra; MindSpore is imported only once it runs).
 
 Bad input ends with one line on stderr naming what is wrong, and exit code 1.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from tinybert_data import BertTokenizer, DataError, get_task
 
 from .errors import DeployError
+from .export import FORMATS
 from .files import atomic_path
 from .runtime import RUNTIMES
 
@@ -62,6 +64,79 @@ def _add_runtime_flags(parser) -> None:
         "openvino (pip install tinybert-deploy[openvino])",
     )
     parser.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+
+
+# ---- tinybert-export -----------------------------------------------------------------------
+
+
+def export(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tinybert-export",
+        description="Export a tinybert task checkpoint to ONNX (dynamic shapes, exact GELU, "
+        "carrying its task and vocabulary), MINDIR or AIR.",
+    )
+    parser.add_argument(
+        "--ckpt_file", required=True, help="task checkpoint (e.g. tinybert-td's best.ckpt)"
+    )
+    parser.add_argument(
+        "--task_name",
+        help="task the model was trained on (sst2, cluener, ...); only for checkpoints that do "
+        "not record it, and refused if it contradicts the checkpoint",
+    )
+    parser.add_argument(
+        "--file_name", required=True, help="output path; the format's suffix is added"
+    )
+    parser.add_argument("--file_format", default="ONNX", choices=list(FORMATS), help="default ONNX")
+    parser.add_argument(
+        "--config_path", help="BertConfig (JSON/YAML) for checkpoints without an embedded one"
+    )
+    parser.add_argument(
+        "--do_lower_case",
+        choices=["true", "false"],
+        help="tokenization recorded in the model (default: the checkpoint's, else true)",
+    )
+    parser.add_argument(
+        "--vocab",
+        help="vocab.txt to embed, for checkpoints that do not carry their vocabulary",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=["dynamic", "static"],
+        help="also write <name>.int8.onnx (ONNX only): dynamic, or static calibrated on "
+        "--calibration_data",
+    )
+    parser.add_argument(
+        "--calibration_data", help="records folder or raw task file for --quantize static"
+    )
+    parser.add_argument(
+        "--device_target",
+        default="CPU",
+        choices=["CPU", "GPU", "Ascend"],
+        help="MindSpore backend for MINDIR/AIR (AIR needs Ascend)",
+    )
+    args = parser.parse_args(argv)
+
+    def work(args):
+        from .export import export as export_checkpoint
+
+        if args.file_format != "ONNX":
+            import mindspore as ms
+
+            if ms.get_context("device_target") != args.device_target:
+                ms.set_device(args.device_target)
+        export_checkpoint(
+            args.ckpt_file,
+            args.task_name,
+            args.file_name,
+            args.file_format,
+            args.config_path,
+            None if args.do_lower_case is None else args.do_lower_case == "true",
+            args.quantize,
+            args.vocab,
+            args.calibration_data,
+        )
+
+    return _run("tinybert-export", work, args)
 
 
 # ---- tinybert-predict ----------------------------------------------------------------------

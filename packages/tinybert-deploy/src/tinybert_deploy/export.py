@@ -1,24 +1,22 @@
-"""`tinybert-export`: a task checkpoint to ONNX, MINDIR or AIR (extra `tinybert-deploy[export]`).
+"""Export a task checkpoint to ONNX, MINDIR or AIR (extra `tinybert-deploy[export]`).
 
-    tinybert-export --ckpt_file td/best.ckpt --task_name sst2 --file_name student --file_format ONNX
+    from tinybert_deploy.export import export
+    export("td/best.ckpt", None, "student", "ONNX")     # writes student.onnx
 
-The model zoo's flags. ONNX is written from the weights (see onnx_graph.py) with truly dynamic
-batch and sequence axes and exact Erf GELU, plus metadata (task, labels, vocabulary size,
-lower-casing, maximum length) that tinybert-predict and tinybert-eval-onnx read. MINDIR comes
-from MindSpore's exporter with dynamic-shape inputs. AIR needs an Ascend backend.
+ONNX is written from the weights (see onnx_graph.py) with truly dynamic batch and sequence
+axes and exact Erf GELU, plus metadata (task, labels, vocabulary size, lower-casing, maximum
+length) that tinybert-predict and tinybert-eval-onnx read. MINDIR comes from MindSpore's
+exporter with dynamic-shape inputs. AIR needs an Ascend backend. The console script
+`tinybert-export` (the model zoo's flags) is in cli.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
-
-from tinybert_data import DataError
 
 from .errors import DeployError
 from .files import atomic_path
@@ -31,8 +29,7 @@ FORMATS = {"ONNX": ".onnx", "MINDIR": ".mindir", "AIR": ".air"}
 def _load(ckpt_file, config_path=None):
     """(checkpoint, config, architecture) of a checkpoint (`config_path` for checkpoints
     without an embedded config)."""
-    from tinybert_model import BertConfig, CheckpointError, read_checkpoint
-    from tinybert_model.modeling import architecture_for
+    from tinybert_model import BertConfig, CheckpointError, architecture_for, read_checkpoint
 
     try:
         checkpoint = read_checkpoint(ckpt_file)
@@ -151,7 +148,13 @@ def export_mindspore(ckpt_file, output, file_format: str, config_path=None) -> P
     import mindspore as ms
     from mindspore import nn
 
-    from tinybert_model import load_model
+    from tinybert_model import (
+        ARCHITECTURES,
+        BertConfig,
+        architecture_for,
+        load_checkpoint,
+        load_model,
+    )
 
     if file_format == "AIR" and ms.get_context("device_target") != "Ascend":
         raise DeployError(
@@ -159,9 +162,6 @@ def export_mindspore(ckpt_file, output, file_format: str, config_path=None) -> P
             f"runs on {ms.get_context('device_target')}: export ONNX or MINDIR instead"
         )
     if config_path:
-        from tinybert_model import BertConfig, load_checkpoint
-        from tinybert_model.modeling import ARCHITECTURES, architecture_for
-
         config = BertConfig.from_file(config_path)
         model = ARCHITECTURES[architecture_for(config)](config)
         load_checkpoint(ckpt_file, model)
@@ -169,6 +169,9 @@ def export_mindspore(ckpt_file, output, file_format: str, config_path=None) -> P
         model = load_model(ckpt_file)
 
     class LogitsOnly(nn.Cell):
+        """The exported graph's one output (the models ask for no hidden states or attention
+        scores by default, so none are computed)."""
+
         def __init__(self, model):
             super().__init__()
             self.model = model
@@ -251,80 +254,3 @@ def export(
         quantize_model(output, quantized, quantize, calibration)
         log.info("wrote %s (int8, %s quantization)", quantized, quantize)
     return output
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="tinybert-export",
-        description="Export a tinybert task checkpoint to ONNX (dynamic shapes, exact GELU, "
-        "carrying its task and vocabulary), MINDIR or AIR.",
-    )
-    parser.add_argument(
-        "--ckpt_file", required=True, help="task checkpoint (e.g. tinybert-td's best.ckpt)"
-    )
-    parser.add_argument(
-        "--task_name",
-        help="task the model was trained on (sst2, cluener, ...); only for checkpoints that do "
-        "not record it, and refused if it contradicts the checkpoint",
-    )
-    parser.add_argument(
-        "--file_name", required=True, help="output path; the format's suffix is added"
-    )
-    parser.add_argument("--file_format", default="ONNX", choices=list(FORMATS), help="default ONNX")
-    parser.add_argument(
-        "--config_path", help="BertConfig (JSON/YAML) for checkpoints without an embedded one"
-    )
-    parser.add_argument(
-        "--do_lower_case",
-        choices=["true", "false"],
-        help="tokenization recorded in the model (default: the checkpoint's, else true)",
-    )
-    parser.add_argument(
-        "--vocab",
-        help="vocab.txt to embed, for checkpoints that do not carry their vocabulary",
-    )
-    parser.add_argument(
-        "--quantize",
-        choices=["dynamic", "static"],
-        help="also write <name>.int8.onnx (ONNX only): dynamic, or static calibrated on "
-        "--calibration_data",
-    )
-    parser.add_argument(
-        "--calibration_data", help="records folder or raw task file for --quantize static"
-    )
-    parser.add_argument(
-        "--device_target",
-        default="CPU",
-        choices=["CPU", "GPU", "Ascend"],
-        help="MindSpore backend for MINDIR/AIR (AIR needs Ascend)",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if args.file_format != "ONNX":
-            import mindspore as ms
-
-            if ms.get_context("device_target") != args.device_target:
-                ms.set_device(args.device_target)
-        export(
-            args.ckpt_file,
-            args.task_name,
-            args.file_name,
-            args.file_format,
-            args.config_path,
-            None if args.do_lower_case is None else args.do_lower_case == "true",
-            args.quantize,
-            args.vocab,
-            args.calibration_data,
-        )
-    except (DeployError, DataError, FileNotFoundError) as error:
-        print(f"tinybert-export: error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:  # a full disk, a folder we may not write
-        print(f"tinybert-export: error: cannot write: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,8 +21,9 @@ read from its fusion rules and measured in bench/bench_deploy.py):
 
 Inputs `input_ids`, `segment_ids`, `input_mask` (int32, [batch, sequence]); output `logits`
 ([batch, labels] for classification and regression, [batch, sequence, labels] for NER).
-The graph follows tinybert_model.modeling step by step (post-norm layers, mask penalty -10000)
-and gives its logits within 1e-4 (tests/test_export.py).
+The graph follows tinybert_model's modeling.py step by step (post-norm layers, mask penalty
+-10000) and gives its logits within 1e-4 (tests/test_export.py). Every weight is found by its
+cell's name in tinybert_model's one table of tensor names (`tensor_names("query", ...)`).
 """
 
 from __future__ import annotations
@@ -35,17 +36,27 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tinybert_core import MASK_PENALTY
 from tinybert_core import TEXT_COLUMNS as INPUTS
+from tinybert_model import tensor_names
 
 OPSET = 17  # LayerNormalization is a single op from opset 17
 
 
 class GraphBuilder:
-    """Collects nodes and initializers; each method adds one step and returns its output name."""
+    """Collects nodes and initializers; each method adds one step and returns its output name.
 
-    def __init__(self, tensors: dict):
+    Weights are named by their cell (`"query"`, `"output_norm"`, ...) and `layer`, as
+    tinybert_model's table of tensor names keys them for `architecture`.
+    """
+
+    def __init__(self, tensors: dict, architecture: str = "BertForSequenceClassification"):
         self.tensors = tensors
+        self.architecture = architecture
         self.nodes, self.initializers = [], []
         self.count = 0
+
+    def names(self, cell: str, layer: int | None = None) -> tuple:
+        """The checkpoint names of a cell's tensors, weight (gamma, table) first."""
+        return tensor_names(cell, self.architecture, layer)
 
     def weight(self, name: str, transpose: bool = False, scale: float = 1.0) -> str:
         """A checkpoint tensor as an initializer (Dense weights are [out, in]: transposed)."""
@@ -66,15 +77,18 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op_type, list(inputs), [output], **attributes))
         return output
 
-    def dense(self, x: str, name: str, scale: float = 1.0) -> str:
-        """x @ W + b; on a 2-D x, ORT fuses the two into one Gemm."""
-        weight = self.weight(f"{name}.weight", transpose=True, scale=scale)
-        return self.op(
-            "Add", self.op("MatMul", x, weight), self.weight(f"{name}.bias", scale=scale)
-        )
+    def embedding(self, cell: str, ids: str) -> str:
+        (table,) = self.names(cell)
+        return self.op("Gather", self.weight(table), ids)
 
-    def layer_norm(self, x: str, name: str, epsilon: float) -> str:
-        gamma, beta = self.weight(f"{name}.gamma"), self.weight(f"{name}.beta")
+    def dense(self, x: str, cell: str, layer: int | None = None, scale: float = 1.0) -> str:
+        """x @ W + b; on a 2-D x, ORT fuses the two into one Gemm."""
+        weight, bias = self.names(cell, layer)
+        weight = self.weight(weight, transpose=True, scale=scale)
+        return self.op("Add", self.op("MatMul", x, weight), self.weight(bias, scale=scale))
+
+    def layer_norm(self, x: str, cell: str, epsilon: float, layer: int | None = None) -> str:
+        gamma, beta = (self.weight(name) for name in self.names(cell, layer))
         return self.op("LayerNormalization", x, gamma, beta, axis=-1, epsilon=epsilon)
 
     def gelu(self, x: str) -> str:
@@ -94,13 +108,13 @@ class GraphBuilder:
         return self.op("Relu", x)
 
 
-def _attention(g: GraphBuilder, x: str, bias: str, heads_shape: str, layer: str, config) -> str:
+def _attention(g: GraphBuilder, x: str, bias: str, heads_shape: str, layer: int, config) -> str:
     """Self-attention over the [batch*seq, hidden] matrix `x`; `heads_shape` is
     [batch, -1, heads, head_size] and `bias` the [batch, 1, 1, seq] mask penalty."""
     head_size = config.hidden_size // config.num_attention_heads
 
-    def split_heads(name: str, permutation: list, scale: float = 1.0) -> str:
-        projected = g.dense(x, f"{layer}attention.{name}", scale)
+    def split_heads(cell: str, permutation: list, scale: float = 1.0) -> str:
+        projected = g.dense(x, cell, layer, scale)
         return g.op("Transpose", g.op("Reshape", projected, heads_shape), perm=permutation)
 
     query = split_heads("query", [0, 2, 1, 3], 1.0 / math.sqrt(head_size))  # [b, heads, s, d]
@@ -109,7 +123,7 @@ def _attention(g: GraphBuilder, x: str, bias: str, heads_shape: str, layer: str,
     probabilities = g.op("Softmax", g.op("Add", g.op("MatMul", query, key), bias), axis=-1)
     context = g.op("Transpose", g.op("MatMul", probabilities, value), perm=[0, 2, 1, 3])
     context = g.op("Reshape", context, g.constant([-1, config.hidden_size], np.int64))
-    return g.dense(context, f"{layer}attention.dense")
+    return g.dense(context, "attention_output", layer)
 
 
 def build_graph(tensors: dict, config, architecture: str, metadata: dict) -> onnx.ModelProto:
@@ -122,7 +136,7 @@ def build_graph(tensors: dict, config, architecture: str, metadata: dict) -> onn
     activations = {"gelu": "gelu", "gelu_tanh": "gelu_tanh", "relu": "relu"}
     if config.hidden_act not in activations:
         raise ValueError(f"hidden_act {config.hidden_act!r} has no ONNX form here")
-    g = GraphBuilder(tensors)
+    g = GraphBuilder(tensors, architecture)
     epsilon = float(config.layer_norm_eps)
     hidden_size = config.hidden_size
     activation = getattr(g, activations[config.hidden_act])
@@ -146,35 +160,24 @@ def build_graph(tensors: dict, config, architecture: str, metadata: dict) -> onn
         "Add",
         g.op(
             "Add",
-            g.op(
-                "Gather", g.weight("bert.embeddings.word_embeddings.embedding_table"), "input_ids"
-            ),
-            g.op(
-                "Gather", g.weight("bert.embeddings.position_embeddings.embedding_table"), positions
-            ),
+            g.embedding("word_embeddings", "input_ids"),
+            g.embedding("position_embeddings", positions),
         ),
-        g.op(
-            "Gather",
-            g.weight("bert.embeddings.token_type_embeddings.embedding_table"),
-            "segment_ids",
-        ),
+        g.embedding("token_type_embeddings", "segment_ids"),
     )
     tokens = g.op("Reshape", embedded, g.constant([-1, hidden_size], np.int64))
-    hidden = g.layer_norm(tokens, "bert.embeddings.layer_norm", epsilon)
+    hidden = g.layer_norm(tokens, "embeddings_norm", epsilon)
 
     # [b, 1, 1, s]: 0 at real keys, -10000 at padding
     mask = g.op("Cast", "input_mask", to=TensorProto.FLOAT)
     bias = g.op("Mul", g.op("Sub", g.constant(1.0), mask), g.constant(MASK_PENALTY))
     bias = g.op("Unsqueeze", bias, g.constant([1, 2], np.int64))
 
-    for index in range(config.num_hidden_layers):
-        layer = f"bert.layers.{index}."
+    for layer in range(config.num_hidden_layers):
         attended = _attention(g, hidden, bias, heads_shape, layer, config)
-        hidden = g.layer_norm(g.op("Add", attended, hidden), f"{layer}attention_norm", epsilon)
-        feed_forward = g.dense(
-            activation(g.dense(hidden, f"{layer}intermediate")), f"{layer}output"
-        )
-        hidden = g.layer_norm(g.op("Add", feed_forward, hidden), f"{layer}output_norm", epsilon)
+        hidden = g.layer_norm(g.op("Add", attended, hidden), "attention_norm", epsilon, layer)
+        feed_forward = g.dense(activation(g.dense(hidden, "intermediate", layer)), "output", layer)
+        hidden = g.layer_norm(g.op("Add", feed_forward, hidden), "output_norm", epsilon, layer)
 
     # back to [batch, seq, hidden]
     sequence_shape = g.op("Concat", batch, g.constant([-1, hidden_size], np.int64), axis=0)
@@ -185,7 +188,7 @@ def build_graph(tensors: dict, config, architecture: str, metadata: dict) -> onn
         logits_shape = ["batch", "sequence", config.num_labels]
     else:  # the pooler reads the [CLS] vector
         first_token = g.op("Gather", sequence_output, g.constant(0, np.int64), axis=1)
-        logits = g.dense(g.op("Tanh", g.dense(first_token, "bert.pooler")), "classifier")
+        logits = g.dense(g.op("Tanh", g.dense(first_token, "pooler")), "classifier")
         logits_shape = ["batch", config.num_labels]
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
 

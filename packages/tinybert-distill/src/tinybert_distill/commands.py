@@ -167,7 +167,7 @@ def general_distillation(config: dict, rank: int = 0, world_size: int = 1) -> Pa
     run = run_settings(config, rank, world_size)
     set_seed(run.seed)
     data = load_dataset(config["data_dir"], dataset_type=config["dataset_type"], need_labels=False)
-    teacher = encoder_of(load_teacher(config["load_teacher_ckpt_path"]))
+    teacher = encoder_of(load_teacher(config["load_teacher_ckpt_path"], layers=True))
     check_vocab(teacher.config, data.task, "teacher", data.path)
 
     layers = config["init_student_from_teacher_layers"]
@@ -223,11 +223,13 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
     if not config["do_train"]:
         return _evaluate_only(config, config["load_td1_ckpt_path"], evaluation_data, run)
 
-    teacher = load_teacher(config["load_teacher_ckpt_path"], labels, task_type)
+    skip_phase1 = bool(config["load_td1_ckpt_path"])
+    teacher_path = config["load_teacher_ckpt_path"]
+    # phase 1 distils the teacher's layers: it returns them
+    teacher = load_teacher(teacher_path, labels, task_type, layers=not skip_phase1)
     for dataset in datasets:
         check_vocab(teacher.config, dataset.task, "teacher", dataset.path)
     teacher_hidden = teacher.config.hidden_size
-    skip_phase1 = bool(config["load_td1_ckpt_path"])
     if skip_phase1:
         student = task_student(config["load_td1_ckpt_path"], labels, task_type, teacher_hidden)
     elif config["init_student_from_teacher_layers"]:
@@ -289,9 +291,11 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         **phase_settings(config["phase2_cfg"]),
     )
     if task_type != "regression" and phase2.epochs > 0:
+        # a teacher that returns its logits alone: it keeps no layer's outputs per batch
+        logits_teacher = teacher if skip_phase1 else load_teacher(teacher_path)
         phase2.cached["teacher_logits"] = teacher_logits(
-            teacher,
-            config["load_teacher_ckpt_path"],
+            logits_teacher,
+            teacher_path,
             train,
             phase_rows(phase2, train, run),
             run.output_dir / CACHE_FILE,

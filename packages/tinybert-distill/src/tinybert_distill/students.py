@@ -16,12 +16,12 @@ from tinybert_model import (
     BertForTokenClassification,
     BertModel,
     TinyBertStudent,
+    architecture_for,
     load_checkpoint,
     load_model,
+    named_parameters,
     read_checkpoint,
 )
-from tinybert_model.checkpoint import named_parameters
-from tinybert_model.modeling import architecture_for
 
 log = logging.getLogger("tinybert_distill")
 
@@ -43,14 +43,15 @@ def with_task(config: BertConfig, labels: list, task_type: str) -> BertConfig:
     return dataclasses.replace(config, labels=list(labels), task_type=task_type)
 
 
-def load_teacher(path, labels=None, task_type=None):
+def load_teacher(path, labels=None, task_type=None, layers: bool = False):
     """A teacher from its checkpoint; with labels (task distillation), it must have been
-    fine-tuned on these labels, in this order."""
+    fine-tuned on these labels, in this order. `layers`: it returns its hidden states and
+    attention scores, for the losses that distil them (otherwise only its logits)."""
     if not path:
         raise ModelError("load_teacher_ckpt_path is not set")
     if labels is not None:
         check_task_teacher(path, labels, task_type)
-    return load_model(path)
+    return load_model(path, output_hidden_states=layers, output_attentions=layers)
 
 
 def check_task_teacher(path, labels: list, task_type: str) -> None:
@@ -160,13 +161,16 @@ def copy_teacher_layers(teacher: BertModel, student: BertModel, layers: list) ->
     """Give the student the teacher's embeddings, the chosen layers and the pooler.
 
     A cheap, strong start when the student is as wide as the teacher (all-MiniLM-L6-v2's
-    layers 1, 2, 4, 5 make a 4-layer, 384-wide student).
+    layers 1, 2, 4, 5 make a 4-layer, 384-wide student). A tagger teacher has no pooler: a
+    student that has one keeps it as initialised.
     """
     source = named_parameters(teacher)
     for name, parameter in named_parameters(student).items():
         if name.startswith("layers."):
             index, rest = name[len("layers.") :].split(".", 1)
             name = f"layers.{layers[int(index)]}.{rest}"
+        if name.startswith("pooler.") and name not in source:
+            continue
         parameter.set_data(Tensor(source[name].asnumpy()))
 
 

@@ -30,8 +30,7 @@ from mindspore import Tensor, nn
 from tqdm import tqdm
 
 from tinybert_data.prefetch import ahead
-from tinybert_model import read_checkpoint, save_checkpoint, write_checkpoint
-from tinybert_model.checkpoint import named_parameters
+from tinybert_model import named_parameters, read_checkpoint, save_checkpoint, write_checkpoint
 
 from .data import (
     DataError,

@@ -29,6 +29,7 @@ from .config import BertConfig
 from .errors import CheckpointError, name_some
 from .files import atomic_path
 from .modeling import ARCHITECTURES, TinyBertStudent, architecture_for
+from .names import expected_shapes, ignored_names
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,9 @@ def stored_architecture(checkpoint: Checkpoint, config: BertConfig, source) -> s
     if checkpoint.architecture:
         return checkpoint.architecture
     names = {n for n in checkpoint.tensors if not n.startswith("fit_dense.")}
-    matching = [a for a in ARCHITECTURES if set(expected_shapes(config, a)) == names]
+    matching = [
+        a for a in ARCHITECTURES if set(expected_shapes(config, a)) == names - ignored_names(a)
+    ]
     if len(matching) > 1:  # classification and tagging heads have the same tensors
         return architecture_for(config) if architecture_for(config) in matching else matching[0]
     if matching:
@@ -145,58 +148,19 @@ def stored_architecture(checkpoint: Checkpoint, config: BertConfig, source) -> s
     )
 
 
-def expected_shapes(config: BertConfig, architecture: str) -> dict:
-    """Name -> shape of every parameter of `architecture` built from `config`."""
-    hidden, ffn = config.hidden_size, config.intermediate_size
-    prefix = "" if architecture == "BertModel" else "bert."
-    shapes = {
-        "embeddings.word_embeddings.embedding_table": (config.vocab_size, hidden),
-        "embeddings.position_embeddings.embedding_table": (config.max_position_embeddings, hidden),
-        "embeddings.token_type_embeddings.embedding_table": (config.type_vocab_size, hidden),
-        "embeddings.layer_norm.gamma": (hidden,),
-        "embeddings.layer_norm.beta": (hidden,),
-        "pooler.weight": (hidden, hidden),
-        "pooler.bias": (hidden,),
-    }
-    for i in range(config.num_hidden_layers):
-        layer = f"layers.{i}."
-        for dense in ("attention.query", "attention.key", "attention.value", "attention.dense"):
-            shapes[f"{layer}{dense}.weight"] = (hidden, hidden)
-            shapes[f"{layer}{dense}.bias"] = (hidden,)
-        shapes[f"{layer}intermediate.weight"] = (ffn, hidden)
-        shapes[f"{layer}intermediate.bias"] = (ffn,)
-        shapes[f"{layer}output.weight"] = (hidden, ffn)
-        shapes[f"{layer}output.bias"] = (hidden,)
-        for norm in ("attention_norm", "output_norm"):
-            shapes[f"{layer}{norm}.gamma"] = (hidden,)
-            shapes[f"{layer}{norm}.beta"] = (hidden,)
-    shapes = {prefix + name: shape for name, shape in shapes.items()}
-    if architecture in ("BertForSequenceClassification", "BertForTokenClassification"):
-        shapes["classifier.weight"] = (config.num_labels, hidden)
-        shapes["classifier.bias"] = (config.num_labels,)
-    elif architecture == "BertForPreTraining":
-        shapes.update(
-            {
-                "mlm_dense.weight": (hidden, hidden),
-                "mlm_dense.bias": (hidden,),
-                "mlm_norm.gamma": (hidden,),
-                "mlm_norm.beta": (hidden,),
-                "mlm_bias": (config.vocab_size,),
-                "nsp.weight": (2, hidden),
-                "nsp.bias": (2,),
-            }
-        )
-    return shapes
-
-
 def check_tensors(tensors: dict, config: BertConfig, architecture: str, source) -> None:
     """Raise CheckpointError naming every missing, unexpected or mis-shaped tensor.
 
-    `fit_dense.*` (a TinyBERT student's projection) is allowed beside any architecture.
+    `fit_dense.*` (a TinyBERT student's projection) is allowed beside any architecture, and so
+    is the pooler an older token classifier carries (`names.ignored_names`).
     """
     expected = expected_shapes(config, architecture)
     missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(n for n in set(tensors) - set(expected) if not n.startswith("fit_dense."))
+    unexpected = sorted(
+        n
+        for n in set(tensors) - set(expected) - ignored_names(architecture)
+        if not n.startswith("fit_dense.")
+    )
     wrong = [
         f"{n}: {tuple(tensors[n].shape)}, expected {expected[n]}"
         for n in expected
@@ -293,10 +257,19 @@ def _load_tensors(tensors: dict, model, strict: bool, path) -> LoadReport:
     return LoadReport(missing, unused)
 
 
-def load_model(path, config: BertConfig | None = None, architecture: str | None = None):
+def load_model(
+    path,
+    config: BertConfig | None = None,
+    architecture: str | None = None,
+    *,
+    output_hidden_states: bool = False,
+    output_attentions: bool = False,
+):
     """Build the model a checkpoint describes and load its weights.
 
-    `config` and `architecture` are needed only for checkpoints that don't embed them.
+    `config` and `architecture` are needed only for checkpoints that don't embed them;
+    `output_hidden_states` / `output_attentions` go to the model's constructor (a teacher
+    whose layers are distilled asks for both).
     """
     checkpoint = read_checkpoint(path)
     config = config or checkpoint.config
@@ -305,6 +278,6 @@ def load_model(path, config: BertConfig | None = None, architecture: str | None 
     architecture = architecture or checkpoint.architecture or architecture_for(config)
     if architecture not in ARCHITECTURES:
         raise CheckpointError(f"{path}: unknown architecture {architecture!r}")
-    model = ARCHITECTURES[architecture](config)
+    model = ARCHITECTURES[architecture](config, output_hidden_states, output_attentions)
     _load_tensors(checkpoint.tensors, model, True, path)
     return model

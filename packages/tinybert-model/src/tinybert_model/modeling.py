@@ -1,17 +1,33 @@
 """BERT and TinyBERT in MindSpore: the whole forward pass in one file.
 
-Read it top to bottom: embeddings, one transformer layer (self-attention, then the feed
-forward block), the encoder, the pooler, then the task heads and the TinyBERT student.
+Read it top to bottom: the named outputs, embeddings, one transformer layer (self-attention,
+then the feed forward block), the encoder with its pooler, then the task heads and the
+TinyBERT student.
 
 Every model takes `(input_ids, segment_ids, input_mask)`, each [batch, seq] integers, in
-that order. `BertModel` returns `(sequence_output, pooled_output, hidden_states,
-attention_scores)`; the heads return `(logits, hidden_states, attention_scores)`, so a
-distiller can always find the hidden states and attention scores at positions -2 and -1:
+that order, and returns a NamedTuple: `BertOutput(sequence_output, pooled_output,
+hidden_states, attention_scores)` from `BertModel`, `ClassifierOutput(logits, hidden_states,
+attention_scores)` from both task heads, `PreTrainingOutput(...)` from the pre-training
+model. Fields read by name (`outputs.logits`) or by position, as tuples always were:
 
 - `hidden_states`: the embedding output, then the output of each layer: num_layers + 1
   tensors of [batch, seq, hidden];
 - `attention_scores`: one [batch, heads, seq, seq] tensor per layer, scaled and with the
   mask added, before the softmax: what TinyBERT's attention loss compares.
+
+Both are returned only when the model is built with `output_hidden_states=True` /
+`output_attentions=True` (distillation asks; inference and export do not); otherwise the
+field is an empty tuple and the graph keeps no per-layer tensor alive. MindSpore compiles a
+cell with the attribute values it has on its first call, so these are constructor
+arguments, not per-call switches.
+
+Inside a compiled graph the outputs are plain tuples in the same order: `construct` returns
+a tuple and the model's `__call__` gives it its names (`_NamedOutputs`). A NamedTuple built
+inside a MindSpore 2.10 graph is not compiled but interpreted (JIT Fallback; the STRICT
+syntax level refuses it), and a field of one that a sub-cell returned loses its shape, so
+that passing it on to nn.Dense fails ("'int' object has no attribute '__len__'"). A loss
+cell's `construct` therefore reads a model's outputs by position (0, -2, -1) or unpacks them;
+Python code, in either mode, reads them by name.
 
 No op depends on the batch or sequence size (position ids come from a cumulative sum, the
 [CLS] vector from a gather), so exported graphs keep both axes dynamic.
@@ -20,6 +36,7 @@ No op depends on the batch or sequence size (position ids come from a cumulative
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import mindspore as ms
 from mindspore import nn, ops
@@ -28,6 +45,49 @@ from mindspore.common.initializer import TruncatedNormal
 from tinybert_core import MASK_PENALTY  # added to attention scores at padded keys
 
 from .config import BertConfig
+
+
+# The outputs. Field order is the order of the tuples returned before they had names, so
+# positional callers (outputs[0], outputs[-1]) keep working.
+class BertOutput(NamedTuple):
+    sequence_output: ms.Tensor  # [batch, seq, hidden]
+    pooled_output: ms.Tensor  # [batch, hidden]: tanh(dense([CLS])); None without a pooler
+    hidden_states: tuple  # () unless output_hidden_states
+    attention_scores: tuple  # () unless output_attentions
+
+
+class ClassifierOutput(NamedTuple):
+    logits: ms.Tensor  # [batch, labels], or [batch, seq, labels] for tagging
+    hidden_states: tuple
+    attention_scores: tuple
+
+
+class PreTrainingOutput(NamedTuple):
+    prediction_logits: ms.Tensor  # masked LM, [batch, seq, vocab]
+    seq_relationship_logits: ms.Tensor  # next sentence, [batch, 2]
+    hidden_states: tuple
+    attention_scores: tuple
+
+
+class StudentOutput(NamedTuple):
+    """A TinyBertStudent around a BertModel: BertOutput without the pooled output, so that
+    every student has its hidden states and attention scores at positions 1 and 2."""
+
+    sequence_output: ms.Tensor
+    hidden_states: tuple  # mapped by fit_dense to the teacher's hidden size
+    attention_scores: tuple
+
+
+class _NamedOutputs:
+    """Gives the tuple `construct` returns its names when Python calls the model.
+
+    Calls from inside a graph compile the sub-cell's `construct` and never run `__call__`:
+    they get the plain tuple, which MindSpore compiles (see the module docstring). Each model
+    names its NamedTuple in `output_type`.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return self.output_type(*super().__call__(*args, **kwargs))
 
 
 def gelu(x):
@@ -153,18 +213,31 @@ class BertLayer(nn.Cell):
         return ops.reshape(rows, (-1, seq_length, width)), scores
 
 
-class BertModel(nn.Cell):
+class BertModel(_NamedOutputs, nn.Cell):
     """The BERT encoder: embeddings, `num_hidden_layers` layers and the pooler.
 
-    Returns `(sequence_output, pooled_output, hidden_states, attention_scores)`.
+    Returns a `BertOutput`. `add_pooling_layer=False` builds it without the pooler (as
+    transformers' option of that name): `pooled_output` is then None.
     """
 
-    def __init__(self, config: BertConfig):
+    output_type = BertOutput
+
+    def __init__(
+        self,
+        config: BertConfig,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        add_pooling_layer: bool = True,
+    ):
         super().__init__()
         self.config = config
+        self.output_hidden_states = output_hidden_states
+        self.output_attentions = output_attentions
         self.embeddings = BertEmbeddings(config)
         self.layers = nn.CellList([BertLayer(config) for _ in range(config.num_hidden_layers)])
-        self.pooler = _dense(config, config.hidden_size, config.hidden_size)
+        self.pooler = (
+            _dense(config, config.hidden_size, config.hidden_size) if add_pooling_layer else None
+        )
 
     def construct(self, input_ids, segment_ids, input_mask):
         input_ids = ops.cast(input_ids, ms.int32)
@@ -174,31 +247,42 @@ class BertModel(nn.Cell):
         attention_bias = ops.expand_dims(ops.expand_dims(attention_bias, 1), 1)
 
         hidden = self.embeddings(input_ids, segment_ids)
-        hidden_states = (hidden,)
+        hidden_states = (hidden,) if self.output_hidden_states else ()
         attention_scores = ()
         for layer in self.layers:
             hidden, scores = layer(hidden, attention_bias)
-            hidden_states += (hidden,)
-            attention_scores += (scores,)
+            if self.output_hidden_states:
+                hidden_states += (hidden,)
+            if self.output_attentions:
+                attention_scores += (scores,)
 
-        # The pooler reads the [CLS] vector (position 0).
-        first_token = ops.gather(hidden, ms.Tensor(0, ms.int32), 1)
-        pooled_output = _float32(ops.tanh(self.pooler(first_token)))
+        pooled_output = None
+        if self.pooler is not None:
+            # The pooler reads the [CLS] vector (position 0).
+            first_token = ops.gather(hidden, ms.Tensor(0, ms.int32), 1)
+            pooled_output = _float32(ops.tanh(self.pooler(first_token)))
         return hidden, pooled_output, hidden_states, attention_scores
 
 
-class BertForSequenceClassification(nn.Cell):
+class BertForSequenceClassification(_NamedOutputs, nn.Cell):
     """Classification (or, with `task_type="regression"` and one label, regression) on [CLS].
 
-    Returns `(logits [batch, num_labels], hidden_states, attention_scores)`.
+    Returns a `ClassifierOutput` with logits [batch, num_labels].
     """
 
-    def __init__(self, config: BertConfig):
+    output_type = ClassifierOutput
+
+    def __init__(
+        self,
+        config: BertConfig,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ):
         super().__init__()
         if not config.num_labels:
             raise ValueError("BertForSequenceClassification needs config.labels")
         self.config = config
-        self.bert = BertModel(config)
+        self.bert = BertModel(config, output_hidden_states, output_attentions)
         self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
         self.classifier = _dense(config, config.hidden_size, config.num_labels)
 
@@ -210,18 +294,29 @@ class BertForSequenceClassification(nn.Cell):
         return logits, hidden_states, attention_scores
 
 
-class BertForTokenClassification(nn.Cell):
+class BertForTokenClassification(_NamedOutputs, nn.Cell):
     """Tagging (NER): one label per token.
 
-    Returns `(logits [batch, seq, num_labels], hidden_states, attention_scores)`.
+    Returns a `ClassifierOutput` with logits [batch, seq, num_labels]. Every token is
+    classified, [CLS] is not pooled: the encoder has no pooler (checkpoints written before
+    it was dropped carry one; loading ignores it).
     """
 
-    def __init__(self, config: BertConfig):
+    output_type = ClassifierOutput
+
+    def __init__(
+        self,
+        config: BertConfig,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ):
         super().__init__()
         if not config.num_labels:
             raise ValueError("BertForTokenClassification needs config.labels")
         self.config = config
-        self.bert = BertModel(config)
+        self.bert = BertModel(
+            config, output_hidden_states, output_attentions, add_pooling_layer=False
+        )
         self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
         self.classifier = _dense(config, config.hidden_size, config.num_labels)
 
@@ -233,17 +328,23 @@ class BertForTokenClassification(nn.Cell):
         return logits, hidden_states, attention_scores
 
 
-class BertForPreTraining(nn.Cell):
+class BertForPreTraining(_NamedOutputs, nn.Cell):
     """BERT with its pre-training heads, so Google's checkpoints load whole.
 
-    The masked-LM decoder shares the word embedding matrix. Returns `(prediction_logits
-    [batch, seq, vocab], seq_relationship_logits [batch, 2], hidden_states, attention_scores)`.
+    The masked-LM decoder shares the word embedding matrix. Returns a `PreTrainingOutput`.
     """
 
-    def __init__(self, config: BertConfig):
+    output_type = PreTrainingOutput
+
+    def __init__(
+        self,
+        config: BertConfig,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ):
         super().__init__()
         self.config = config
-        self.bert = BertModel(config)
+        self.bert = BertModel(config, output_hidden_states, output_attentions)
         self.mlm_dense = _dense(config, config.hidden_size, config.hidden_size)
         self.mlm_activation = ACTIVATION_FUNCTIONS[config.hidden_act]
         self.mlm_norm = _layer_norm(config, config.hidden_size)
@@ -261,7 +362,21 @@ class BertForPreTraining(nn.Cell):
         return prediction_logits, seq_relationship_logits, hidden_states, attention_scores
 
 
-class TinyBertStudent(nn.Cell):
+def return_layer_outputs(model: nn.Cell) -> nn.Cell:
+    """Make a BertModel or head return its hidden states and attention scores, as if built
+    with output_hidden_states=True, output_attentions=True; returns the model.
+
+    For a model built elsewhere (a teacher from load_model, a student) whose layers are to be
+    distilled. Call it before the model's first call: MindSpore compiles a cell with the
+    attribute values it has then.
+    """
+    encoder = model if isinstance(model, BertModel) else model.bert
+    encoder.output_hidden_states = True
+    encoder.output_attentions = True
+    return model
+
+
+class TinyBertStudent(_NamedOutputs, nn.Cell):
     """A student for TinyBERT distillation: any model above plus `fit_dense`.
 
     `fit_dense` maps the student's hidden size to the teacher's, so the hidden-state loss
@@ -270,14 +385,17 @@ class TinyBertStudent(nn.Cell):
     wrapped model's tensors under their own names plus `fit_dense.*`, so a student
     checkpoint loads straight into the plain model (see `load_checkpoint`).
 
-    Returns `(model_output_0, fitted_hidden_states, attention_scores)`: the wrapped model's
-    first output (logits for a head, sequence_output for BertModel), its hidden states
-    mapped to the teacher's size, and its attention scores.
+    The student asks its model for hidden states and attention scores (`return_layer_outputs`),
+    maps the hidden states to the teacher's size and returns three fields: a
+    `ClassifierOutput(logits, hidden_states, attention_scores)` around a head, a
+    `StudentOutput(sequence_output, hidden_states, attention_scores)` around a BertModel.
+    Positions are those of the tuple it returned before the outputs had names.
     """
 
     def __init__(self, model: nn.Cell, teacher_hidden_size: int):
         super().__init__()
-        self.model = model
+        self.output_type = StudentOutput if isinstance(model, BertModel) else ClassifierOutput
+        self.model = return_layer_outputs(model)
         self.config = model.config
         self.fit_dense = _dense(model.config, model.config.hidden_size, teacher_hidden_size)
 

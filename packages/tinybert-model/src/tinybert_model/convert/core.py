@@ -12,7 +12,7 @@ from typing import Callable
 from ..checkpoint import check_tensors
 from ..config import BertConfig
 from ..errors import CheckpointError, name_some
-from .names import count_layers, head_names, name_pairs
+from ..names import count_layers, head_names, ignored_names, name_pairs
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,10 @@ def import_tensors(
     Returns (our tensors, the architecture converted). Missing encoder tensors and names we
     don't know are errors; missing head tensors are an error when `strict`, else the
     encoder alone is converted. `ignore` names tensors to leave out silently (optimizer
-    slots, buffers). Shapes are checked against `config`.
+    slots, buffers; a token classifier's pooler is always left out). Shapes are checked
+    against `config`.
     """
+    ignore = set(ignore) | ignored_names(architecture, fmt, backbone_prefix, zoo_word)
 
     def pairs_for(arch):
         return name_pairs(
@@ -65,7 +67,7 @@ def import_tensors(
     if missing:
         raise CheckpointError(f"{source}: missing tensors: {name_some(missing)}")
     used = {theirs for _, theirs in pairs}
-    unknown = sorted(set(tensors) - used - heads - set(ignore))
+    unknown = sorted(set(tensors) - used - heads - ignore)
     if unknown:
         raise CheckpointError(f"{source}: unknown tensors: {name_some(unknown)}")
 

@@ -20,16 +20,12 @@ from ..config import BertConfig
 from ..errors import CheckpointError
 from ..files import atomic_path
 from ..modeling import ARCHITECTURES
+from ..names import our_prefix
 from .core import check_layer_count, export_tensors, import_tensors
-from .names import our_prefix
 
 log = logging.getLogger(__name__)
 
 LAYER_PATTERN = r"encoder\.layer\.(\d+)\."
-# transformers' BertForTokenClassification has no pooler (add_pooling_layer=False); ours keeps
-# one so that every head shares BertModel. The tagging head never reads it: it is filled with
-# zeros on the way in and left out on the way out.
-TAGGER_POOLER = ("bert.pooler.dense.weight", "bert.pooler.dense.bias")
 # Present in some checkpoints, never weights: position ids buffer, tied decoder copies.
 IGNORED = {
     "embeddings.position_ids",
@@ -117,10 +113,6 @@ def hf_to_ms(input_dir, output, strict: bool = True) -> str:
     else:
         config.labels, config.task_type = None, None
     _check_tied_decoder(tensors, backbone_prefix, directory)
-    if architecture == "BertForTokenClassification" and TAGGER_POOLER[0] not in tensors:
-        hidden = config.hidden_size
-        tensors[TAGGER_POOLER[0]] = np.zeros((hidden, hidden), np.float32)
-        tensors[TAGGER_POOLER[1]] = np.zeros(hidden, np.float32)
     check_layer_count(tensors, LAYER_PATTERN, config, str(directory))
 
     ours, architecture = import_tensors(
@@ -174,9 +166,6 @@ def ms_to_hf(input_ckpt, output_dir, config=None, vocab=None) -> str:
         backbone_prefix=our_prefix(architecture),
         source=str(input_ckpt),
     )
-    if architecture == "BertForTokenClassification":
-        for name in TAGGER_POOLER:
-            theirs.pop(name)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(output_dir / "model.safetensors") as temporary:

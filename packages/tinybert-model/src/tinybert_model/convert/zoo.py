@@ -20,11 +20,13 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import yaml
 
 from ..checkpoint import read_checkpoint, stored_architecture, write_checkpoint
 from ..config import BertConfig
 from ..errors import CheckpointError
+from ..names import ignored_names
 from .core import check_layer_count, export_tensors, import_tensors
 
 EMBEDDING = re.compile(r"^(.*?)((?:tiny)?bert_)embedding_lookup\.embedding_table$")
@@ -183,5 +185,10 @@ def ms_to_zoo(
         zoo_word=layout.word,
         source=str(input_ckpt),
     )
+    # The zoo's NER network has a pooler it never reads; ours has none. Zeros let the zoo
+    # load every parameter it has.
+    for name in ignored_names(architecture, "zoo", layout.prefix, layout.word):
+        width = config.hidden_size
+        theirs[name] = np.zeros((width, width) if name.endswith("weight") else width, np.float32)
     write_checkpoint(output, {**theirs, **fit_dense})
     return architecture
