@@ -45,10 +45,11 @@ FEATURES = {
 
 def feature_of(outputs, feature: str):
     """A model's `feature`: the tuple of its layers' values, or its logits."""
-    field, position = FEATURES[feature]
-    # Plain tuples have no field names. Once every model returns named outputs this is
-    # getattr(outputs, field). (hasattr is decided when the graph is compiled.)
-    return getattr(outputs, field) if hasattr(outputs, field) else outputs[position]
+    # By position, which plain tuples and named outputs share; once every model returns named
+    # outputs, getattr(outputs, FEATURES[feature][0]). Not `hasattr(outputs, ...)`: on named
+    # outputs in a compiled graph, MindSpore 2.10 then hands the teacher's features to the
+    # student's call as well (the loss silently becomes 0; test_matches.py checks this).
+    return outputs[FEATURES[feature][1]]
 
 
 # ---- losses ---------------------------------------------------------------------------------
