@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import mindspore as ms
@@ -47,6 +48,38 @@ def tiny_config(vocab_size: int, **changes) -> BertConfig:
     )
     values.update(changes)
     return BertConfig.from_dict(values)
+
+
+def seeded(model, seed: int):
+    """`model` with weights drawn by numpy, one stream per parameter name: the same model on
+    any machine and MindSpore version (MindSpore's initializers are not), for the loss
+    reference values in fixtures/loss_reference.json. LayerNorm scales are drawn around 1."""
+    for name, parameter in model.parameters_and_names():
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        values = rng.normal(0.0, 0.2, parameter.shape) + (1.0 if name.endswith("gamma") else 0.0)
+        parameter.set_data(ms.Tensor(values.astype(np.float32)))
+    return model
+
+
+def seeded_pair(pair: dict) -> tuple:
+    """(teacher, TinyBertStudent) of a loss_reference.json `pairs` entry, weights seeded."""
+    from tinybert_distill.students import head_class
+    from tinybert_model import TinyBertStudent
+
+    teacher_config = BertConfig.from_dict(pair["teacher"])
+    student_config = BertConfig.from_dict(pair["student"])
+    model_class = head_class(pair["task_type"]) if teacher_config.labels else BertModel
+    teacher = seeded(model_class(teacher_config), pair["seed"])
+    student = TinyBertStudent(model_class(student_config), teacher_config.hidden_size)
+    return teacher, seeded(student, pair["seed"] + 1)
+
+
+def batch_tensors(columns: dict, task_type) -> list:
+    """input_ids, segment_ids, input_mask, label_ids of a loss_reference.json batch."""
+    floats = task_type == "regression"
+    names = ("input_ids", "segment_ids", "input_mask", "label_ids")
+    dtypes = (np.int32, np.int32, np.int32, np.float32 if floats else np.int32)
+    return [ms.Tensor(np.array(columns[n], dtype)) for n, dtype in zip(names, dtypes)]
 
 
 def write_records(

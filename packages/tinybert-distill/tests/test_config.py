@@ -1,9 +1,17 @@
 """Configs: packaged YAML files, `--key value` overrides, and errors that say what was meant."""
 
 import pytest
+import yaml
 
-from tinybert_distill.cli import task_distill
-from tinybert_distill.config import ConfigError, apply_overrides, load_config, packaged_config
+from tinybert_distill.cli import general_distill, task_distill
+from tinybert_distill.config import (
+    ConfigError,
+    apply_overrides,
+    find_config,
+    load_config,
+    packaged_config,
+)
+from tinybert_model import read_checkpoint
 
 TASKS = ["sst2", "qnli", "mnli", "tnews", "cluener"]
 
@@ -107,3 +115,99 @@ def test_cli_help_lists_every_key_with_its_meaning(capsys):
 def test_td_without_task_or_config_says_what_to_pass(capsys):
     assert task_distill([]) == 1
     assert "--task_name" in capsys.readouterr().err
+
+
+# ---- one task-distillation config, per-task defaults -----------------------------------------
+
+
+def test_every_task_config_is_td_config_with_its_task_name():
+    shared = load_config(packaged_config("td_config"))
+    assert shared["task_name"] is None  # the task comes from the data's task.json
+    for task in TASKS:
+        assert load_config(packaged_config(f"td_config/{task}")) == {**shared, "task_name": task}
+
+
+def test_config_flag_takes_packaged_names_from_anywhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no td_config/ folder here
+    for text in ("td_config/qnli.yaml", "td_config/qnli", "gd_config.yaml", "td_config"):
+        assert find_config(text).is_file()
+    assert load_config(find_config("td_config/qnli.yaml"))["task_name"] == "qnli"
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        find_config("nope.yaml")
+
+
+def test_a_file_of_ones_own_may_start_from_another(tmp_path):
+    own = tmp_path / "mine.yaml"
+    own.write_text("based_on: td_config/mnli\nphase1_cfg:\n  batch_size: 8\ntemperature: 2.0\n")
+    config = load_config(own)
+    base = load_config(packaged_config("td_config/mnli"))
+    assert config["phase1_cfg"]["batch_size"] == 8
+    # the rest of the nested block is the base's
+    assert config["phase1_cfg"]["optimizer_cfg"] == base["phase1_cfg"]["optimizer_cfg"]
+    assert config["temperature"] == 2.0 and config["task_name"] == "mnli"
+    assert "based_on" not in config
+    (tmp_path / "a.yaml").write_text("based_on: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("based_on: a.yaml\n")
+    with pytest.raises(ConfigError, match="based_on leads back"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("based_on: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
+        load_config(tmp_path / "c.yaml")
+
+
+# ---- zoo YAML: its layout and its mstype values ------------------------------------------------
+
+ZOO_STUDENT = """\
+bert_student_net_cfg:
+    seq_length: 32
+    vocab_size: 30522
+    hidden_size: 16
+    num_hidden_layers: 2
+    num_attention_heads: 2
+    intermediate_size: 32
+    hidden_act: "gelu"
+    hidden_dropout_prob: 0.0
+    attention_probs_dropout_prob: 0.0
+    max_position_embeddings: 64
+    type_vocab_size: 2
+    initializer_range: 0.02
+    use_relative_positions: False
+    dtype: mstype.float32
+    compute_type: mstype.float16
+---
+# the zoo's help texts and choices
+device_target: "device where the code will be implemented"
+---
+device_target: ["Ascend", "GPU", "CPU"]
+"""
+
+
+def test_gd_reads_a_zoo_student_section(tmp_path, pretrained_tiny, sst2_train):
+    """bert_student_net_cfg as the zoo writes it (mstype values, seq_length, dtype,
+    use_relative_positions) in a file of the zoo's three YAML documents: tinybert-gd reads it
+    as tinybert-convert does (tinybert_model.BertConfig.from_zoo_section)."""
+    config = load_config(packaged_config("gd_config"))
+    del config["bert_student_net_cfg"]
+    zoo = tmp_path / "gd_config.yaml"
+    zoo.write_text(yaml.safe_dump(config, sort_keys=False) + ZOO_STUDENT, encoding="utf-8")
+    output = tmp_path / "gd"
+    code = general_distill(
+        [
+            "--config",
+            str(zoo),
+            "--load_teacher_ckpt_path",
+            str(pretrained_tiny),
+            "--data_dir",
+            str(sst2_train),
+            "--save_ckpt_path",
+            str(output),
+            "--train_steps",
+            "2",
+            "--common_cfg.batch_size",
+            "16",
+        ]
+    )
+    assert code == 0
+    student = read_checkpoint(output / "gd.ckpt").config
+    assert (student.hidden_size, student.num_hidden_layers) == (16, 2)
+    assert student.compute_type == "float16"

@@ -58,6 +58,24 @@ def test_zoo_yaml_sections():
     assert teacher.task_type == "classification"
 
 
+def test_zoo_section_read_from_a_dict():
+    """The one reading of a zoo network section: tinybert-convert's files, tinybert-gd's
+    bert_student_net_cfg block."""
+    import dataclasses
+
+    import yaml
+
+    path = FIXTURES / "zoo_td_config.yaml"
+    section = next(yaml.safe_load_all(path.read_text()))["td_student_net_cfg"]
+    assert section["compute_type"] == "mstype.float16"
+    config = BertConfig.from_zoo_section(section)
+    assert config.compute_type == "float16"
+    from_file = BertConfig.from_zoo_yaml(path, "td_student_net_cfg")
+    assert config == dataclasses.replace(from_file, task_type=None)  # task_type: the document's
+    with pytest.raises(CheckpointError, match="use_relative_positions is not supported"):
+        BertConfig.from_zoo_section({**section, "use_relative_positions": True})
+
+
 def test_zoo_yaml_round_trip(tmp_path):
     import yaml
 

@@ -31,6 +31,7 @@ from .config import (
     ConfigError,
     apply_overrides,
     describe,
+    find_config,
     load_config,
     packaged_config,
     validate,
@@ -125,16 +126,20 @@ def _run(prog: str, summary: str, default_config: str, command, argv) -> int:
     show_help = "-h" in argv or "--help" in argv
     argv = [a for a in argv if a not in ("-h", "--help")]
     try:
-        config_path = _pop_config(argv) or packaged_config(
-            _default_config(default_config, argv, show_help)
+        config_text = _pop_config(argv)
+        config_path = (
+            find_config(config_text)
+            if config_text
+            else packaged_config(_default_config(default_config, argv, show_help))
         )
         config = load_config(config_path)
         if show_help:
             print(f"usage: {prog} [--config PATH] [--KEY VALUE ...]\n\n{summary}\n")
-            print(f"--config PATH   YAML config (default: {config_path})")
+            print(f"--config PATH   YAML config, or a packaged one's name (default: {config_path})")
             if default_config == "td_config":
                 print(
-                    "--task_name     sst2, qnli, mnli, tnews or cluener: picks td_config/TASK.yaml"
+                    "--task_name     sst2, qnli, mnli, tnews or cluener: td_config/TASK.yaml, "
+                    "td_config.yaml with the task's defaults"
                 )
             print("Every key below can be set as --KEY VALUE (dotted for nested keys):\n")
             print(describe(config))
@@ -210,8 +215,8 @@ def _pop_config(argv: list):
 
 
 def _default_config(default: str, argv: list, show_help: bool = False) -> str:
-    """tinybert-td --task_name qnli uses the packaged td_config/qnli.yaml (--help alone
-    shows td_config/sst2.yaml's keys: every task's config has the same ones)."""
+    """tinybert-td --task_name qnli uses the packaged td_config/qnli.yaml, td_config.yaml
+    with qnli's defaults (--help alone shows td_config.yaml's keys, every task's)."""
     if default != "td_config":
         return default
     for index, argument in enumerate(argv):
@@ -220,9 +225,10 @@ def _default_config(default: str, argv: list, show_help: bool = False) -> str:
         if argument.startswith("--task_name="):
             return f"td_config/{argument.split('=', 1)[1].lower().replace('-', '')}"
     if show_help:
-        return "td_config/sst2"
+        return "td_config"
     raise ConfigError(
-        "pass --config td_config.yaml or --task_name (sst2, qnli, mnli, tnews, cluener)"
+        "pass --task_name (sst2, qnli, mnli, tnews, cluener) or --config (a file, or "
+        "td_config: the task from the data's task.json)"
     )
 
 

@@ -27,7 +27,7 @@ from .config import ConfigError
 from .data import DataError, checkpoint_extras, load_dataset
 from .distillers import DistillationLoss, FineTuneLoss, PredictionLoss
 from .evaluation import evaluate
-from .losses import check_layer_map, uniform_layer_map
+from .matches import general_distillation_matches, task_phase1_matches, task_phase2_matches
 from .runs import prepare_output
 from .sink import use_sink
 from .students import (
@@ -79,22 +79,6 @@ def phase_settings(block: dict) -> dict:
         scale_factor=float(block["scale_factor"]),
         scale_window=int(block["scale_window"]),
     )
-
-
-def layer_maps(config: dict, student_layers: int, teacher_layers: int) -> tuple:
-    hidden, attention = uniform_layer_map(student_layers, teacher_layers)
-    hidden = config["hidden_layer_map"] if config["hidden_layer_map"] is not None else hidden
-    attention = (
-        config["attention_layer_map"] if config["attention_layer_map"] is not None else attention
-    )
-    try:
-        check_layer_map(hidden, attention, student_layers, teacher_layers)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    log.info(
-        "layer map (teacher index per student index): hidden %s, attention %s", hidden, attention
-    )
-    return list(hidden), list(attention)
 
 
 def task_of(config: dict, *datasets) -> tuple:
@@ -180,21 +164,12 @@ def general_distillation(config: dict, rank: int = 0, world_size: int = 1) -> Pa
     if layers:
         identity_fit_dense(student)
     check_distillable(teacher.config, model.config, data.task, data.path, layers=True)
-    hidden_map, attention_map = layer_maps(
+    matches = general_distillation_matches(
         config, model.config.num_hidden_layers, teacher.config.num_hidden_layers
-    )
-    loss = DistillationLoss(
-        teacher,
-        student,
-        hidden_map,
-        attention_map,
-        layers=True,
-        attention_weight=float(config["attention_loss_weight"]),
-        hidden_weight=float(config["hidden_loss_weight"]),
     )
     phase = Phase(
         "gd",
-        loss,
+        DistillationLoss(teacher, student, matches=matches),
         student,
         TEXT_COLUMNS,
         epochs=int(config["epoch_size"]),
@@ -247,23 +222,15 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         )
     student_config = student.model.config
     check_distillable(teacher.config, student_config, train.task, train.path, not skip_phase1)
-    hidden_map, attention_map = layer_maps(
+    phase1_matches = task_phase1_matches(
         config, student_config.num_hidden_layers, teacher.config.num_hidden_layers
-    )
-    weights = dict(
-        attention_weight=float(config["attention_loss_weight"]),
-        hidden_weight=float(config["hidden_loss_weight"]),
-        prediction_weight=float(config["prediction_loss_weight"]),
-        temperature=float(config["temperature"]),
-        task_type=task_type,
     )
     max_steps = int(config["train_steps"])
     run.model_extra = checkpoint_extras(train)
     if not skip_phase1:
-        loss = DistillationLoss(teacher, student, hidden_map, attention_map, layers=True, **weights)
         phase1 = Phase(
             "td_phase1",
-            loss,
+            DistillationLoss(teacher, student, matches=phase1_matches),
             student,
             LABELLED_COLUMNS,
             epochs=int(config["td_phase1_epoch_size"]),
@@ -274,23 +241,20 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         if run.is_main:
             save_checkpoint(student, run.output_dir / "td_phase1.ckpt", run.model_extra)
 
-    # Phase 2 learns from the teacher's logits, computed once per row (teacher_outputs.py).
-    loss = PredictionLoss(
-        student,
-        task_type=task_type,
-        temperature=weights["temperature"],
-        weight=weights["prediction_weight"],
-    )
+    # Phase 2 learns from the teacher's logits, computed once per row (teacher_outputs.py);
+    # regression learns from the labels and needs none.
+    phase2_matches = task_phase2_matches(config, task_type)
+    needs_logits = any(match.uses_teacher for match in phase2_matches)
     phase2 = Phase(
         "td_phase2",
-        loss,
+        PredictionLoss(student, phase2_matches),
         student,
-        LABELLED_COLUMNS if task_type == "regression" else (*LABELLED_COLUMNS, "teacher_logits"),
+        (*LABELLED_COLUMNS, "teacher_logits") if needs_logits else LABELLED_COLUMNS,
         epochs=int(config["td_phase2_epoch_size"]),
         max_steps=max_steps,
         **phase_settings(config["phase2_cfg"]),
     )
-    if task_type != "regression" and phase2.epochs > 0:
+    if needs_logits and phase2.epochs > 0:
         # a teacher that returns its logits alone: it keeps no layer's outputs per batch
         logits_teacher = teacher if skip_phase1 else load_teacher(teacher_path)
         phase2.cached["teacher_logits"] = teacher_logits(

@@ -5,6 +5,11 @@ A config is a nested dict. On the command line a key is its dotted path
 one key (`--phase2_cfg.learning_rate 3e-5` for
 `phase2_cfg.optimizer_cfg.AdamWeightDecay.learning_rate`, `--epoch_size 1`). An unknown
 or ambiguous key is an error that says what was meant.
+
+A config file may start from another one: `based_on: td_config.yaml` (a path relative to the
+file, or a packaged config's name) reads that one first, and the file's own keys replace its
+values, nested blocks key by key. The packaged td_config/TASK.yaml files are td_config.yaml
+with one task's defaults this way.
 """
 
 from __future__ import annotations
@@ -154,25 +159,55 @@ class ConfigError(TinybertError):
 
 
 def packaged_config(name: str) -> Path:
-    """A config shipped with the package: "gd_config", "td_config/sst2", "finetune_config"."""
-    path = resources.files(CONFIG_PACKAGE).joinpath(f"{name}.yaml")
+    """A config shipped with the package: "gd_config", "finetune_config", "td_config" (the
+    task from the data), "td_config/sst2" (td_config with sst2's defaults); ".yaml" may follow."""
+    path = resources.files(CONFIG_PACKAGE).joinpath(f"{name.removesuffix('.yaml')}.yaml")
     if not path.is_file():
         raise ConfigError(f"no packaged config {name!r}")
     return Path(str(path))
 
 
-def load_config(path) -> dict:
+def find_config(text, relative_to: Path = Path(".")) -> Path:
+    """The file `--config` or `based_on` names: a path (relative to `relative_to`) if there
+    is such a file, else a packaged config's name (`td_config/sst2.yaml`, `gd_config`)."""
+    path = relative_to / text
+    if path.is_file():
+        return path
+    try:
+        return packaged_config(str(text))
+    except ConfigError:
+        raise ConfigError(f"{path}: config file not found") from None
+
+
+def load_config(path, _chain: tuple = ()) -> dict:
     path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # the zoo's files hold three YAML documents (values, help texts, choices): the first
+        config = next(yaml.safe_load_all(path.read_text(encoding="utf-8")), None)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values")
+    base = config.pop("based_on", None)
+    if base is not None:
+        if path.resolve() in _chain:
+            raise ConfigError(f"{path}: based_on leads back to this file")
+        base_path = find_config(base, path.parent)
+        config = _replace(load_config(base_path, (*_chain, path.resolve())), config)
     for key, value in COMMON_DEFAULTS.items():
         config.setdefault(key, value)
+    return config
+
+
+def _replace(config: dict, changes: dict) -> dict:
+    """`config` with the values of `changes`, nested blocks key by key."""
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            _replace(config[key], value)
+        else:
+            config[key] = value
     return config
 
 

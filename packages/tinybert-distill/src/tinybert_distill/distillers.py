@@ -1,15 +1,16 @@
-"""Loss networks: a frozen teacher and a student in, one scalar loss out.
+"""Loss networks: models in, one scalar loss out, the sum of a list of matches (matches.py).
 
-Each is an `nn.Cell` the training step differentiates with respect to the student's
-parameters only. The teacher runs in inference mode (no dropout) and its outputs are cut
-from the gradient graph.
+Each is an `nn.Cell` the training step differentiates with respect to the trained model's
+parameters only. A teacher runs in inference mode (no dropout) and its outputs are cut from
+the gradient graph.
 
-- `DistillationLoss`: TinyBERT's losses. General distillation and task-distillation phase
-  1 use the attention and hidden-state losses (`layers=True`); phase 2 the prediction loss
-  (`prediction=True`). Both at once is allowed too.
-- `PredictionLoss`: phase 2 on teacher logits computed beforehand (teacher_outputs.py): the
-  student alone runs.
-- `FineTuneLoss`: plain supervised loss on labels, for fine-tuning a teacher.
+- `DistillationLoss`: a frozen teacher and a student run on the batch; general distillation
+  and task-distillation phase 1 (matches.general_distillation_matches, task_phase1_matches).
+- `PredictionLoss`: the student's model alone, its logits against teacher logits computed
+  beforehand (teacher_outputs.py) or the gold labels: task-distillation phase 2
+  (matches.task_phase2_matches).
+- `FineTuneLoss`: a PredictionLoss on the gold labels, for fine-tuning a teacher
+  (matches.fine_tuning_matches).
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ from __future__ import annotations
 import mindspore as ms
 from mindspore import nn, ops
 
-from tinybert_core import IGNORE_INDEX  # label of padding and special tokens in NER data
+from tinybert_model import TinyBertStudent
 
-from .losses import attention_loss, hidden_loss, regression_loss, soft_cross_entropy
+from .matches import (
+    compile_matches,
+    feature_of,
+    fine_tuning_matches,
+    prediction_matches,
+    tinybert_matches,
+)
 
 
 def freeze(teacher: nn.Cell) -> nn.Cell:
@@ -31,126 +38,82 @@ def freeze(teacher: nn.Cell) -> nn.Cell:
 
 
 class DistillationLoss(nn.Cell):
-    """Teacher -> student distillation loss.
+    """Teacher -> student distillation: `sum(weight * loss(student feature, teacher feature))`
+    over `matches`, in their order.
 
     Args:
-        teacher: a BertModel or a head model (its outputs end with hidden_states,
-            attention_scores; a head's first output is its logits).
-        student: a `tinybert_model.TinyBertStudent`.
-        hidden_map / attention_map: teacher index for each student index (see
-            losses.uniform_layer_map).
-        layers / prediction: which losses to use.
-        task_type: "classification", "ner" or "regression" (the prediction loss).
+        teacher: a BertModel or a head model, returning the features the matches name.
+        student: a `tinybert_model.TinyBertStudent` (hidden states fitted to the teacher's).
+        matches: a list of `matches.Match`.
+
+    0.1's form, `DistillationLoss(teacher, student, hidden_map, attention_map, layers=True,
+    prediction=False, task_type=..., temperature=..., attention_weight=..., ...)`, still
+    works: it builds its list with `matches.tinybert_matches`.
     """
 
-    def __init__(
-        self,
-        teacher,
-        student,
-        hidden_map,
-        attention_map,
-        *,
-        layers: bool = True,
-        prediction: bool = False,
-        task_type: str = "classification",
-        temperature: float = 1.0,
-        attention_weight: float = 1.0,
-        hidden_weight: float = 1.0,
-        prediction_weight: float = 1.0,
-    ):
+    def __init__(self, teacher, student, *layer_maps, matches=None, **tinybert_keywords):
         super().__init__()
+        if layer_maps:
+            matches = tinybert_matches(*layer_maps, **tinybert_keywords)
+        elif matches is None or tinybert_keywords:
+            raise TypeError("DistillationLoss takes matches=[...] (or 0.1's layer maps)")
+        self.matches = list(matches)
+        self.terms = compile_matches(self.matches)
         self.teacher = freeze(teacher)
         self.student = student
-        self.hidden_pairs = tuple(enumerate(hidden_map))
-        self.attention_pairs = tuple(enumerate(attention_map))
-        self.layers = layers
-        self.prediction = prediction
-        self.task_type = task_type
-        self.temperature = temperature
-        self.attention_weight = attention_weight
-        self.hidden_weight = hidden_weight
-        self.prediction_weight = prediction_weight
 
     def construct(self, input_ids, segment_ids, input_mask, label_ids=None):
         teacher_outputs = self.teacher(input_ids, segment_ids, input_mask)
-        teacher_logits = ops.stop_gradient(teacher_outputs[0])
-        student_logits, student_hidden, student_scores = self.student(
-            input_ids, segment_ids, input_mask
-        )
+        student_outputs = self.student(input_ids, segment_ids, input_mask)
         loss = ops.zeros((), ms.float32)
-        if self.layers:
-            teacher_hidden = teacher_outputs[-2]
-            teacher_scores = teacher_outputs[-1]
-            for student_index, teacher_index in self.attention_pairs:
-                teacher_layer = ops.stop_gradient(teacher_scores[teacher_index])
-                loss += self.attention_weight * attention_loss(
-                    student_scores[student_index], teacher_layer, input_mask
-                )
-            for student_index, teacher_index in self.hidden_pairs:
-                teacher_state = ops.stop_gradient(teacher_hidden[teacher_index])
-                loss += self.hidden_weight * hidden_loss(
-                    student_hidden[student_index], teacher_state, input_mask
-                )
-        if self.prediction:
-            loss += self.prediction_weight * prediction_loss(
-                self.task_type,
-                student_logits,
-                teacher_logits,
-                label_ids,
-                input_mask,
-                self.temperature,
+        for feature, student_layer, teacher_layer, loss_function, weight, temperature in self.terms:
+            student_value = feature_of(student_outputs, feature)
+            teacher_value = feature_of(teacher_outputs, feature)
+            if student_layer is not None:
+                student_value = student_value[student_layer]
+                teacher_value = teacher_value[teacher_layer]
+            teacher_value = ops.stop_gradient(teacher_value)
+            loss += weight * loss_function(
+                student_value, teacher_value, input_mask, label_ids, temperature
             )
         return loss
 
 
-def prediction_loss(task_type, student_logits, teacher_logits, label_ids, input_mask, temperature):
-    """Phase 2's loss: soft cross-entropy against the teacher (per real token for NER)."""
-    if task_type == "regression":
-        # the zoo's TinyBERT regresses on the gold labels in phase 2
-        return regression_loss(student_logits, label_ids)
-    if task_type == "ner":
-        return soft_cross_entropy(student_logits, teacher_logits, temperature, input_mask)
-    return soft_cross_entropy(student_logits, teacher_logits, temperature)
-
-
 class PredictionLoss(nn.Cell):
-    """Phase 2 on cached teacher logits (`teacher_logits`, an input like the data columns).
+    """The model alone runs: `sum(weight * loss(logits, teacher_logits))` over logits matches.
 
-    `student` is a TinyBertStudent; only its wrapped model runs (fit_dense serves phase 1).
-    Regression learns from the gold labels (as the zoo's phase 2 does): no teacher_logits.
+    `teacher_logits` is an input like the data columns (phase 2 on cached teacher logits);
+    matches that learn from the gold labels need none (regression, fine-tuning).
+
+    Args:
+        student: a TinyBertStudent (only its wrapped model runs: fit_dense serves the layer
+            matches) or a head model.
+        matches: a list of "logits" matches; without it, 0.1's keywords `task_type`,
+            `temperature`, `weight` give `matches.prediction_matches`.
     """
 
-    def __init__(self, student, *, task_type: str, temperature: float = 1.0, weight: float = 1.0):
+    def __init__(self, student, matches=None, *, task_type=None, temperature=1.0, weight=1.0):
         super().__init__()
-        self.model = student.model
-        self.task_type = task_type
-        self.temperature = temperature
-        self.weight = weight
+        if matches is None:
+            matches = prediction_matches(task_type, weight, temperature)
+        self.matches = list(matches)
+        if any(m.feature != "logits" for m in self.matches):
+            raise ValueError("PredictionLoss runs the model's head alone: logits matches only")
+        self.terms = compile_matches(self.matches)
+        self.model = student.model if isinstance(student, TinyBertStudent) else student
 
     def construct(self, input_ids, segment_ids, input_mask, label_ids, teacher_logits=None):
-        student_logits = self.model(input_ids, segment_ids, input_mask)[0]
-        return self.weight * prediction_loss(
-            self.task_type, student_logits, teacher_logits, label_ids, input_mask, self.temperature
-        )
+        logits = feature_of(self.model(input_ids, segment_ids, input_mask), "logits")
+        loss = ops.zeros((), ms.float32)
+        for _, _, _, loss_function, weight, temperature in self.terms:
+            loss += weight * loss_function(
+                logits, teacher_logits, input_mask, label_ids, temperature
+            )
+        return loss
 
 
-class FineTuneLoss(nn.Cell):
+class FineTuneLoss(PredictionLoss):
     """Supervised loss for a head model: cross-entropy, token cross-entropy or MSE."""
 
     def __init__(self, model, task_type: str):
-        super().__init__()
-        self.model = model
-        self.task_type = task_type
-
-    def construct(self, input_ids, segment_ids, input_mask, label_ids):
-        logits = self.model(input_ids, segment_ids, input_mask)[0]
-        if self.task_type == "regression":
-            return regression_loss(logits, label_ids)
-        if self.task_type == "ner":
-            num_labels = logits.shape[-1]
-            return ops.cross_entropy(
-                ops.reshape(logits, (-1, num_labels)),
-                ops.reshape(ops.cast(label_ids, ms.int32), (-1,)),
-                ignore_index=IGNORE_INDEX,
-            )
-        return ops.cross_entropy(logits, ops.cast(label_ids, ms.int32))
+        super().__init__(model, fine_tuning_matches(task_type))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import mindspore as ms
 from mindspore import ops
 
+from tinybert_core import IGNORE_INDEX
+
 # Attention scores at masked key positions carry -10000 (tinybert_model.modeling.MASK_PENALTY);
 # anything at or below this is padding, and counts as 0 in both maps, as in the paper's code.
 MASKED_SCORE = -100.0
@@ -80,6 +82,22 @@ def soft_cross_entropy(student_logits, teacher_logits, temperature: float = 1.0,
 def regression_loss(student_logits, targets):
     """MSE over the whole batch (the model zoo used only the last example's)."""
     return ops.mean(ops.square(ops.reshape(student_logits, (-1,)) - ops.reshape(targets, (-1,))))
+
+
+def cross_entropy(logits, label_ids):
+    """Cross-entropy of the logits [batch, labels] against the gold label ids [batch]."""
+    return ops.cross_entropy(logits, ops.cast(label_ids, ms.int32))
+
+
+def token_cross_entropy(logits, label_ids):
+    """Cross-entropy per token, [batch, seq, labels] against [batch, seq], averaged over the
+    tokens whose label is not IGNORE_INDEX (padding, special tokens, later word pieces)."""
+    num_labels = logits.shape[-1]
+    return ops.cross_entropy(
+        ops.reshape(logits, (-1, num_labels)),
+        ops.reshape(ops.cast(label_ids, ms.int32), (-1,)),
+        ignore_index=IGNORE_INDEX,
+    )
 
 
 def uniform_layer_map(student_layers: int, teacher_layers: int) -> tuple[list, list]:

@@ -192,7 +192,7 @@ def general_student(student_cfg: dict, teacher: BertModel) -> BertConfig:
             f"bert_student_net_cfg.vocab_size {values['vocab_size']} differs from the teacher's "
             f"{teacher.config.vocab_size}: they must share the vocabulary"
         )
-    return BertConfig.from_dict(values)
+    return BertConfig.from_zoo_section(values)  # the zoo's keys too: mstype.float16, seq_length
 
 
 def task_student(gd_path, labels: list, task_type: str, teacher_hidden: int) -> TinyBertStudent:

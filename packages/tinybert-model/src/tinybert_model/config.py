@@ -154,8 +154,8 @@ class BertConfig:
         """Read a `*_net_cfg:` section of a model-zoo YAML file (gd_config.yaml, td_config_*.yaml).
 
         With no `section`, the file must hold exactly one such section, or be the section
-        itself. `compute_type: mstype.float16` becomes "float16"; `seq_length`, `dtype` and
-        `use_relative_positions` (always False in the zoo's TinyBERT) are not model shape.
+        itself, read as `from_zoo_section` reads it; a document-level `task_type` becomes the
+        config's.
         """
         path = Path(path)
         try:
@@ -181,12 +181,26 @@ class BertConfig:
                 f"{path}: holds {len(sections)} network sections {sections}; say which one"
             )
         values = dict(values)
-        if values.pop("use_relative_positions", False):
-            raise CheckpointError(f"{path}: use_relative_positions is not supported")
-        compute_type = str(values.pop("compute_type", "float32")).replace("mstype.", "")
-        values["compute_type"] = compute_type
         if document.get("task_type") in TASK_TYPES and "task_type" not in values:
             values["task_type"] = document["task_type"]
+        try:
+            return cls.from_zoo_section(values)
+        except CheckpointError as error:
+            raise CheckpointError(f"{path}: {error}") from None
+
+    @classmethod
+    def from_zoo_section(cls, values: dict) -> BertConfig:
+        """A network section of a model-zoo YAML file (`bert_student_net_cfg:`,
+        `td_teacher_net_cfg:`, ...), already read into a dict.
+
+        `compute_type: mstype.float16` becomes "float16"; `seq_length`, `dtype` and
+        `use_relative_positions` (always False in the zoo's TinyBERT) are not model shape.
+        The one reading of these sections: tinybert-convert's and tinybert-gd's.
+        """
+        values = dict(values)
+        if values.pop("use_relative_positions", False):
+            raise CheckpointError("use_relative_positions is not supported")
+        values["compute_type"] = str(values.pop("compute_type", "float32")).replace("mstype.", "")
         return cls.from_dict(values)
 
     def to_zoo_dict(self, seq_length: int = 128) -> dict:
