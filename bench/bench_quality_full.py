@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from tinybert_core import read_task_info
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "demo"))
 from demo import script, sst2_sentences  # noqa: E402  (the demo's helpers)
@@ -272,7 +274,7 @@ def main() -> None:
         load_gd_ckpt_path=folder / "gd" / "gd.ckpt",
         **distill,
     )
-    corpus_rows = json.loads((records / "corpus" / "task.json").read_text())["num_rows"]
+    corpus_rows = read_task_info(records / "corpus")["num_rows"]
 
     scores = {}
     for route in ("route_a", "route_b"):

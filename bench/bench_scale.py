@@ -48,9 +48,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tinybert_core import TEXT_COLUMNS, read_task_info, write_task_info
+
 BATCH, SEQ, STEPS = 32, 128, 20
 VOCAB = 30522
-COLUMNS = ["input_ids", "segment_ids", "input_mask"]
+COLUMNS = list(TEXT_COLUMNS)  # corpus rows: no labels
 SIZES = {"0.5M": 500_000, "5M": 5_000_000}  # --rows changes them (the larger is 10x)
 TINY_TEACHER = dict(hidden=128, layers=4, heads=4, ffn=512)
 TINY_STUDENT = dict(hidden=64, layers=2, heads=4, ffn=256)
@@ -88,7 +90,7 @@ def repeat_records(source: Path, target: Path, times: int) -> None:
     """A records folder whose every shard is `source`'s written `times` times over: the row
     order stays that of interleaved shards, row counts scale by `times`."""
     target.mkdir(parents=True, exist_ok=True)
-    task = json.loads((source / "task.json").read_text())
+    task = read_task_info(source)
     for name in task["files"]:
         with open(source / name, "rb") as f:
             content = f.read()
@@ -99,7 +101,7 @@ def repeat_records(source: Path, target: Path, times: int) -> None:
     schema["numRows"] *= times
     (target / "schema.json").write_text(json.dumps(schema))
     task["num_rows"] *= times
-    (target / "task.json").write_text(json.dumps(task))
+    write_task_info(target, task)
 
 
 # ---- one reader in its own process --------------------------------------------------------------
@@ -176,7 +178,7 @@ def open_reader(kind: str, path: Path):
         return next_batch, len(order)
     import mindspore.dataset as ds
 
-    task = json.loads((path / "task.json").read_text())
+    task = read_task_info(path)
     dataset = ds.TFRecordDataset(
         [str(path / f) for f in task["files"]],
         str(path / "schema.json"),

@@ -440,3 +440,39 @@ def test_task_name_must_match_the_data(
     )
     assert code == 1
     assert "holds sst2 data" in capsys.readouterr().err
+
+
+def test_phase_one_alone_writes_a_summary_strict_json_reads(
+    tmp_path, general_student, finetuned_tiny, sst2_train, sst2_dev
+):
+    output = tmp_path / "td1"
+    code = task_distill(
+        [
+            "--task_name",
+            "sst2",
+            "--load_teacher_ckpt_path",
+            str(finetuned_tiny),
+            "--load_gd_ckpt_path",
+            str(general_student),
+            "--train_data_dir",
+            str(sst2_train),
+            "--eval_data_dir",
+            str(sst2_dev),
+            "--save_ckpt_path",
+            str(output),
+            "--train_steps",
+            "4",
+            "--td_phase2_epoch_size",
+            "0",
+            "--phase1_cfg.batch_size",
+            "16",
+        ]
+    )
+    assert code == 0
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    summary = json.loads((output / "summary.json").read_text(), parse_constant=refuse)
+    assert summary == {"best": None, "evaluations": []}  # phase 2, which evaluates, was skipped
+    assert (output / "td_phase1.ckpt").is_file()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import mindspore as ms
@@ -135,6 +136,15 @@ def evaluation_for(config: dict, dataset, best_path) -> Evaluation:
         return result
 
     return Evaluation(run, every=int(config["eval_step"]), best_path=best_path)
+
+
+def _best_of(evaluation) -> dict:
+    """The best score and every evaluation; "best" is null when nothing was evaluated (a run
+    of phase 1 alone), which strict JSON readers accept and -Infinity they do not."""
+    if evaluation is None:
+        return {}
+    best = evaluation.best if math.isfinite(evaluation.best) else None
+    return {"best": best, "evaluations": evaluation.history}
 
 
 def _summary(output_dir: Path, values: dict) -> None:
@@ -275,7 +285,7 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
     run_phase(phase2, train, run, evaluation)
     if run.is_main:
         save_checkpoint(student.model, run.output_dir / "td_phase2.ckpt", run.model_extra)
-    result = {"best": evaluation.best, "evaluations": evaluation.history} if evaluation else {}
+    result = _best_of(evaluation)
     if run.is_main:
         _summary(run.output_dir, result)
     return result
@@ -343,7 +353,7 @@ def fine_tune(config: dict, rank: int = 0, world_size: int = 1) -> dict:
     run_phase(phase, train, run, evaluation)
     if run.is_main:
         save_checkpoint(model, run.output_dir / "last.ckpt", run.model_extra)
-    result = {"best": evaluation.best, "evaluations": evaluation.history} if evaluation else {}
+    result = _best_of(evaluation)
     if run.is_main:
         _summary(run.output_dir, result)
     return result
