@@ -69,7 +69,8 @@ def seeded_pair(pair: dict) -> tuple:
     teacher_config = BertConfig.from_dict(pair["teacher"])
     student_config = BertConfig.from_dict(pair["student"])
     model_class = head_class(pair["task_type"]) if teacher_config.labels else BertModel
-    teacher = seeded(model_class(teacher_config), pair["seed"])
+    teacher = model_class(teacher_config, output_hidden_states=True, output_attentions=True)
+    teacher = seeded(teacher, pair["seed"])
     student = TinyBertStudent(model_class(student_config), teacher_config.hidden_size)
     return teacher, seeded(student, pair["seed"] + 1)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import mindspore as ms
 from mindspore import nn, ops
 
-from tinybert_model import TinyBertStudent, return_layer_outputs
+from tinybert_model import BertModel, TinyBertStudent, return_layer_outputs
 
 from .matches import (
     compile_matches,
@@ -59,9 +59,10 @@ class DistillationLoss(nn.Cell):
             raise TypeError("DistillationLoss takes matches=[...] (or 0.1's layer maps)")
         self.matches = list(matches)
         self.terms = compile_matches(self.matches)
-        if any(m.feature != "logits" for m in self.matches):
+        reads_layers = any(m.feature != "logits" for m in self.matches)
+        if reads_layers and (isinstance(teacher, BertModel) or "bert" in teacher.name_cells()):
             # layer matches read the teacher's hidden states and attention scores, which a
-            # model returns only when asked (a TinyBertStudent always asks for its own)
+            # tinybert_model model returns only when asked (a TinyBertStudent asks for its own)
             teacher = return_layer_outputs(teacher)
         self.teacher = freeze(teacher)
         self.student = student
