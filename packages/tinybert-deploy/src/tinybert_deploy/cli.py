@@ -119,11 +119,6 @@ def export(argv=None) -> int:
     def work(args):
         from .export import export as export_checkpoint
 
-        if args.file_format != "ONNX":
-            import mindspore as ms
-
-            if ms.get_context("device_target") != args.device_target:
-                ms.set_device(args.device_target)
         export_checkpoint(
             args.ckpt_file,
             args.task_name,
@@ -134,6 +129,7 @@ def export(argv=None) -> int:
             args.quantize,
             args.vocab,
             args.calibration_data,
+            args.device_target,
         )
 
     return _run("tinybert-export", work, args)

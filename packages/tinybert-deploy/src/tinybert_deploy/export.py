@@ -143,8 +143,11 @@ def export_onnx(
     return Path(output)
 
 
-def export_mindspore(ckpt_file, output, file_format: str, config_path=None) -> Path:
-    """MINDIR (or AIR on Ascend) through MindSpore's exporter, with dynamic batch and sequence."""
+def export_mindspore(
+    ckpt_file, output, file_format: str, config_path=None, device_target: str | None = None
+) -> Path:
+    """MINDIR (or AIR on Ascend) through MindSpore's exporter, with dynamic batch and sequence,
+    on `device_target` (default: MindSpore's current backend)."""
     import mindspore as ms
     from mindspore import nn
 
@@ -156,6 +159,8 @@ def export_mindspore(ckpt_file, output, file_format: str, config_path=None) -> P
         load_model,
     )
 
+    if device_target and ms.get_context("device_target") != device_target:
+        ms.set_device(device_target)
     if file_format == "AIR" and ms.get_context("device_target") != "Ascend":
         raise DeployError(
             "AIR export needs an Ascend backend (MindSpore device_target Ascend); this machine "
@@ -218,12 +223,14 @@ def export(
     quantize: str | None = None,
     vocab_path=None,
     calibration_data=None,
+    device_target: str | None = None,
 ) -> Path:
     """Export a checkpoint; returns the written file (`file_name` plus the format's suffix).
 
     `task_name`, `do_lower_case`, `vocab_path`: for checkpoints that do not record them (the
     trainers' checkpoints do); `quantize` "dynamic" or "static" also writes `<name>.int8.onnx`,
-    static calibrated on `calibration_data` (a records folder or raw task file)."""
+    static calibrated on `calibration_data` (a records folder or raw task file).
+    `device_target`: MindSpore's backend for MINDIR/AIR (ONNX needs no MindSpore)."""
     file_format = file_format.upper()
     if file_format not in FORMATS:
         raise DeployError(f"--file_format must be one of {', '.join(FORMATS)}, not {file_format}")
@@ -235,7 +242,7 @@ def export(
     if file_format == "ONNX":
         export_onnx(ckpt_file, output, task_name, config_path, do_lower_case, vocab_path)
     else:
-        export_mindspore(ckpt_file, output, file_format, config_path)
+        export_mindspore(ckpt_file, output, file_format, config_path, device_target)
     log.info("wrote %s", output)
     if quantize:
         from .quantize import quantize_model
