@@ -5,14 +5,16 @@ is one line (also in log.txt)."""
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import yaml
 from conftest import ENGLISH_VOCAB, SHARED_DATA, console_script, tiny_config, write_records
 
 from tinybert_data import BertTokenizer
+from tinybert_distill import runs
 from tinybert_distill.cli import finetune, general_distill, task_distill
 from tinybert_distill.launch import main as launch
-from tinybert_distill.runs import run_identity, trainer_state
+from tinybert_distill.runs import digest, run_identity, trainer_state
 from tinybert_distill.trainer import Run, _checkpoints
 from tinybert_model import BertForSequenceClassification, read_checkpoint, save_checkpoint
 from tinybert_model.checkpoint import write_checkpoint
@@ -344,6 +346,52 @@ def test_checkpoint_state_records_its_run(finished_run):
         assert run["settings"]["seed"] == 1 and run["settings"]["world_size"] == 1
         assert run["settings"]["common_cfg.batch_size"] == 16
         assert len(run["inputs"]["train_data_dir"]) == 16 and run["inputs"]["eval_data_dir"] is None
+
+
+def test_large_inputs_are_hashed_from_samples(tmp_path, monkeypatch):
+    """Above runs.SAMPLED_ABOVE a file is hashed from evenly spaced samples and its size (a
+    corpus of many GB would take seconds at every start): a copy hashes the same, a change of
+    the size or inside a sample does not."""
+    monkeypatch.setattr(runs, "SAMPLED_ABOVE", 0)
+    monkeypatch.setattr(runs, "SAMPLE_BYTES", 64)
+    contents = np.random.default_rng(0).integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()
+    for folder in ("a", "b", "changed", "longer"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "task.json").write_text("{}")
+    (tmp_path / "a" / "shard").write_bytes(contents)
+    (tmp_path / "b" / "shard").write_bytes(contents)
+    (tmp_path / "changed" / "shard").write_bytes(contents[:-1] + bytes([contents[-1] ^ 1]))
+    (tmp_path / "longer" / "shard").write_bytes(contents + b"\0")
+
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert digest(tmp_path / "changed") != digest(tmp_path / "a")
+    assert digest(tmp_path / "longer") != digest(tmp_path / "a")
+    shard = tmp_path / "a" / "shard"
+    assert digest(shard) != digest(shard, sample_large=False)  # really not read whole
+
+
+def test_resume_accepts_checkpoints_that_hashed_large_inputs_whole(
+    tmp_path, finished_run, pretrained_tiny, sst2_train, monkeypatch, capsys
+):
+    """Checkpoints written before sampled hashing recorded whole-file digests of every input;
+    resuming them still works, under their identity, and other settings are still refused."""
+    output = tmp_path / "run"
+    shutil.copytree(finished_run, output)
+    saved_id = trainer_state(output / "checkpoints" / "finetune_step00000004.ckpt")["run"]["id"]
+    monkeypatch.setattr(runs, "SAMPLED_ABOVE", 0)  # the test records are now "large"
+    monkeypatch.setattr(runs, "SAMPLE_BYTES", 16)
+    config = yaml.safe_load((output / "config.yaml").read_text())
+    assert run_identity(config)["id"] != saved_id  # sampled: another identity
+    assert run_identity(config, sample_large=False)["id"] == saved_id
+
+    args = fine_tune_args(pretrained_tiny, sst2_train, output, "--seed", "1", "--resume", "true")
+    assert finetune(args) == 0
+    assert "other settings" not in capsys.readouterr().err
+    for path in (output / "checkpoints").glob("*.ckpt"):
+        assert trainer_state(path)["run"]["id"] == saved_id
+
+    assert finetune([*args, "--common_cfg.batch_size", "8"]) == 1
+    assert "common_cfg.batch_size 16 -> 8" in capsys.readouterr().err
 
 
 def test_unlabelled_records_are_refused_for_training_and_evaluation(

@@ -100,11 +100,13 @@ def settings_of(config: dict) -> dict:
     return json.loads(json.dumps(values))  # as they read back from a checkpoint
 
 
-def run_identity(config: dict, world_size: int = 1) -> dict:
-    """{"id", "settings", "inputs"}: what a checkpoint records of the run that wrote it."""
+def run_identity(config: dict, world_size: int = 1, sample_large: bool = True) -> dict:
+    """{"id", "settings", "inputs"}: what a checkpoint records of the run that wrote it.
+
+    `sample_large=False` hashes large files whole, as earlier versions did (see digest)."""
     settings = {**settings_of(config), "world_size": world_size}
     inputs = {
-        path: (digest(get(config, path)) if get(config, path) else None)
+        path: (digest(get(config, path), sample_large) if get(config, path) else None)
         for path in key_paths(config)
         if is_input(path)
     }
@@ -134,12 +136,22 @@ def _show(values: dict, key: str) -> str:
     return json.dumps(values[key]) if key in values else "(not set)"
 
 
-def digest(path) -> str | None:
+# Files above this size are hashed from samples (1 MiB each, whatever their size): whole,
+# the 14 GB of an English Wikipedia corpus would take over 40 s at every start (3.3 GB took
+# 11-12 s). Records are written whole by tinybert-data (other text, vocabulary or seq_length
+# change every part of a shard and its task.json, which is small and hashed whole), and a
+# retrained checkpoint differs everywhere, so samples tell runs apart; what they cannot see
+# is an edit in place that keeps the size and misses every sample.
+SAMPLED_ABOVE = 16 << 20
+SAMPLES, SAMPLE_BYTES = 16, 64 << 10
+
+
+def digest(path, sample_large: bool = True) -> str | None:
     """A short hash of a file's contents, or of every file in a folder (with its name);
     None when there is nothing there (the command then reports the missing input)."""
     path = Path(path)
     if path.is_file():
-        return _file_digest(path)
+        return _file_digest(path, sample_large)
     if not path.is_dir():
         return None
     total = hashlib.sha256()
@@ -148,21 +160,29 @@ def digest(path) -> str | None:
         # Row indexes (.rowindex) are derived from the shards and built on first use.
         derived = file.suffix == ".rowindex"
         if file.is_file() and not derived and not any(p.startswith(".") for p in relative.parts):
-            total.update(f"{relative.as_posix()}\0{_file_digest(file)}\0".encode())
+            total.update(f"{relative.as_posix()}\0{_file_digest(file, sample_large)}\0".encode())
     return total.hexdigest()[:16]
 
 
-_digests: dict = {}  # (path, size, mtime) -> digest: each input is read once per process
+_digests: dict = {}  # (path, size, mtime, sampled) -> digest: each input is read once
 
 
-def _file_digest(path: Path) -> str:
+def _file_digest(path: Path, sample_large: bool) -> str:
     status = path.stat()
-    key = (str(path.resolve()), status.st_size, status.st_mtime_ns)
+    sampled = sample_large and status.st_size > max(SAMPLED_ABOVE, SAMPLES * SAMPLE_BYTES)
+    key = (str(path.resolve()), status.st_size, status.st_mtime_ns, sampled)
     if key not in _digests:
         hasher = hashlib.sha256()
         with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                hasher.update(block)
+            if sampled:
+                hasher.update(f"{status.st_size} bytes, sampled\0".encode())
+                last = status.st_size - SAMPLE_BYTES
+                for offset in (last * i // (SAMPLES - 1) for i in range(SAMPLES)):
+                    handle.seek(offset)
+                    hasher.update(handle.read(SAMPLE_BYTES))
+            else:
+                while block := handle.read(1 << 20):
+                    hasher.update(block)
         _digests[key] = hasher.hexdigest()[:16]
     return _digests[key]
 
@@ -232,7 +252,7 @@ def prepare_output(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         if resume and overwrite:
             raise RunError("--resume true and --overwrite true contradict each other: choose one")
         if resume:
-            _check_resume(output_dir, identity)
+            identity = _check_resume(output_dir, identity, config, world_size)
         else:
             _check_fresh(output_dir, overwrite, remove=rank == 0)
     return identity
@@ -271,9 +291,16 @@ def _check_fresh(output_dir: Path, overwrite: bool, remove: bool) -> None:
         )
 
 
-def _check_resume(output_dir: Path, identity: dict) -> None:
+def _check_resume(output_dir: Path, identity: dict, config: dict, world_size: int) -> dict:
+    """The identity the resumed run goes on with (refusing a folder of another run)."""
     saved = [(c.path, trainer_state(c.path)) for c in saved_checkpoints(output_dir)]
     others = [(p, s) for p, s in saved if s and "run" in s and s["run"]["id"] != identity["id"]]
+    if others and any(s["run"]["inputs"] != identity["inputs"] for _, s in others):
+        # Checkpoints written before large inputs were hashed from samples hashed them
+        # whole: if that is what they hold, they are this run's, and it goes on under theirs.
+        whole = run_identity(config, world_size, sample_large=False)
+        if whole["id"] != identity["id"] and all(s["run"]["id"] == whole["id"] for _, s in others):
+            return whole
     if others:
         path, state = others[-1]
         changed = differences(state["run"], identity) or ["the run's identity"]
@@ -297,3 +324,4 @@ def _check_resume(output_dir: Path, identity: dict) -> None:
             "(config.yaml matches)",
             output_dir,
         )
+    return identity
