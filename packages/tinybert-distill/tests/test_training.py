@@ -116,24 +116,22 @@ def test_task_student_reuses_general_fit_dense(general_student):
     assert loaded["classifier.weight"].shape == (2, 16)  # the new head
 
 
+def sst2_task_distill_args(teacher, general_student, train, dev, output) -> list:
+    """tinybert-td's flags for the tiny SST-2 runs below; each test adds its budgets."""
+    return [
+        *("--task_name", "sst2", "--load_teacher_ckpt_path", str(teacher)),
+        *("--load_gd_ckpt_path", str(general_student), "--train_data_dir", str(train)),
+        *("--eval_data_dir", str(dev), "--save_ckpt_path", str(output)),
+    ]
+
+
 def test_task_distillation_two_phases_keeps_the_best(
     tmp_path, general_student, finetuned_tiny, sst2_train, sst2_dev
 ):
     output = tmp_path / "td"
     code = task_distill(
         [
-            "--task_name",
-            "sst2",
-            "--load_teacher_ckpt_path",
-            str(finetuned_tiny),
-            "--load_gd_ckpt_path",
-            str(general_student),
-            "--train_data_dir",
-            str(sst2_train),
-            "--eval_data_dir",
-            str(sst2_dev),
-            "--save_ckpt_path",
-            str(output),
+            *sst2_task_distill_args(finetuned_tiny, general_student, sst2_train, sst2_dev, output),
             "--td_phase1_epoch_size",
             "1",
             "--td_phase2_epoch_size",
@@ -448,18 +446,7 @@ def test_phase_one_alone_writes_a_summary_strict_json_reads(
     output = tmp_path / "td1"
     code = task_distill(
         [
-            "--task_name",
-            "sst2",
-            "--load_teacher_ckpt_path",
-            str(finetuned_tiny),
-            "--load_gd_ckpt_path",
-            str(general_student),
-            "--train_data_dir",
-            str(sst2_train),
-            "--eval_data_dir",
-            str(sst2_dev),
-            "--save_ckpt_path",
-            str(output),
+            *sst2_task_distill_args(finetuned_tiny, general_student, sst2_train, sst2_dev, output),
             "--train_steps",
             "4",
             "--td_phase2_epoch_size",
