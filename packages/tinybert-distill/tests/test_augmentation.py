@@ -1,9 +1,9 @@
 """Masked-LM candidates and `tinybert-augment`, on a small masked-LM written by transformers.
 
-tests/fixtures/mlm/ is a BertForPreTraining (2 x 32, 1,200 tokens, trained briefly on SST-2)
-saved by transformers; tests/fixtures/mlm_expected.json holds transformers' own top 15 for each
-single-piece word of the first SST-2 dev sentences, masked one at a time
-(tests/fixtures/make_mlm_fixture.py made both).
+tests/fixtures/mlm/ is a BertForMaskedLM (2 x 32, 1,200 tokens, trained briefly on SST-2; no
+pooler, no next-sentence head) saved by transformers; tests/fixtures/mlm_expected.json holds
+transformers' own top 15 for each single-piece word of the first SST-2 dev sentences, masked one
+at a time (tests/fixtures/make_mlm_fixture.py made both).
 """
 
 import json
@@ -23,7 +23,15 @@ from tinybert_distill.augmentation import (
     load_masked_lm,
     word_pieces,
 )
-from tinybert_model import hf_to_ms
+from tinybert_distill.students import ModelError
+from tinybert_model import (
+    BertForMaskedLM,
+    BertForPreTraining,
+    hf_to_ms,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXPECTED = json.loads((FIXTURES / "mlm_expected.json").read_text())
@@ -32,7 +40,7 @@ EXPECTED = json.loads((FIXTURES / "mlm_expected.json").read_text())
 @pytest.fixture(scope="module")
 def masked_lm_ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp("mlm") / "mlm.ckpt"
-    assert hf_to_ms(FIXTURES / "mlm", path) == "BertForPreTraining"
+    assert hf_to_ms(FIXTURES / "mlm", path) == "BertForMaskedLM"
     return path
 
 
@@ -73,6 +81,47 @@ def test_batched_top_k_equals_transformers_one_pass_per_word(masked_lm_ckpt, tok
     pieces = word_pieces(tokenizer, sentences)
     assert all(len(pieces[s][sentences[s].targets[t]]) > 1 for s, t in by_glove)
     assert by_glove  # the fixture's small vocabulary splits some SST-2 words
+
+
+def test_a_pre_training_checkpoint_gives_the_same_candidates(masked_lm_ckpt, tokenizer, tmp_path):
+    """BertForPreTraining (Google's BERT, tf2ms) has the same masked-LM head and a pooler and
+    next-sentence head besides, which the candidates never read."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    pretraining = BertForPreTraining(read_checkpoint(masked_lm_ckpt).config)
+    report = load_checkpoint(masked_lm_ckpt, pretraining, strict=False)
+    assert sorted(report.missing) == [
+        "bert.pooler.bias", "bert.pooler.weight", "nsp.bias", "nsp.weight"
+    ]  # fmt: skip
+    save_checkpoint(pretraining, tmp_path / "pretraining.ckpt")
+    model = load_masked_lm(tmp_path / "pretraining.ckpt")
+    assert type(model) is BertForPreTraining
+    assert type(load_masked_lm(masked_lm_ckpt)) is BertForMaskedLM
+    candidates = MaskedLMCandidates(model, tokenizer, None, k=15, batch_size=8)
+    texts = list(dict.fromkeys(e["text"] for e in EXPECTED))[:3]
+    rows, _ = candidates.masked_rows([split_words(t) for t in texts])
+    expected = [e["top_ids"] for e in EXPECTED if e["text"] in texts]
+    assert [ids.tolist() for ids in candidates.top_k_ids(rows)] == expected
+
+
+def test_load_masked_lm_refuses_what_has_no_masked_lm_head(tmp_path):
+    with pytest.raises(ModelError, match="is a folder, not a checkpoint: convert a Hugging Face"):
+        load_masked_lm(FIXTURES / "mlm")
+    from tinybert_model import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(
+        vocab_size=1200,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        labels=["negative", "positive"],
+        task_type="classification",
+    )
+    save_checkpoint(BertForSequenceClassification(config), tmp_path / "classifier.ckpt")
+    with pytest.raises(
+        ModelError, match="is a BertForSequenceClassification, without a masked-LM head"
+    ):
+        load_masked_lm(tmp_path / "classifier.ckpt")
 
 
 def test_candidates_mix_masked_lm_and_glove(masked_lm_ckpt, tokenizer, glove_file):

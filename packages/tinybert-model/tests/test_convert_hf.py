@@ -1,6 +1,7 @@
 """Hugging Face <-> MindSpore: bit-exact round trips, head parity, clear errors."""
 
 import json
+import logging
 import os
 import shutil
 
@@ -12,7 +13,7 @@ from safetensors.numpy import load_file, save_file
 
 from tinybert_model import CheckpointError, hf_to_ms, load_model, ms_to_hf, read_checkpoint
 
-HEAD_FIXTURES = ["hf_tiny_cls", "hf_tiny_ner", "hf_tiny_pretraining"]
+HEAD_FIXTURES = ["hf_tiny_cls", "hf_tiny_ner", "hf_tiny_pretraining", "hf_tiny_mlm"]
 
 
 def test_minilm_round_trip_is_bit_exact(minilm_dir, minilm_ckpt, tmp_path):
@@ -158,3 +159,86 @@ def test_token_classifier_needs_no_pooler_and_ignores_one(tmp_path):
     plain = read_checkpoint(tmp_path / "ner.ckpt").tensors
     assert set(converted) == set(plain)
     assert all(np.array_equal(converted[n], plain[n]) for n in plain)
+
+
+def test_masked_lm_converts_without_pooler_or_next_sentence_head(tmp_path, caplog):
+    """transformers' BertForMaskedLM stores the encoder without a pooler and the masked-LM
+    head alone; it converts as our BertForMaskedLM, saying what it does not have."""
+    source = FIXTURES / "hf_tiny_mlm"
+    stored = load_file(str(source / "model.safetensors"))
+    assert not [n for n in stored if "pooler" in n or "seq_relationship" in n]
+    with caplog.at_level(logging.INFO, logger="tinybert_model"):
+        assert hf_to_ms(source, tmp_path / "mlm.ckpt") == "BertForMaskedLM"
+    assert "no next-sentence head and no pooler in it" in caplog.text
+    checkpoint = read_checkpoint(tmp_path / "mlm.ckpt")
+    assert checkpoint.architecture == "BertForMaskedLM"
+    assert {"mlm_dense.weight", "mlm_norm.gamma", "mlm_bias"} <= set(checkpoint.tensors)
+    assert not [n for n in checkpoint.tensors if "pooler" in n or n.startswith("nsp.")]
+    np.testing.assert_array_equal(checkpoint.tensors["mlm_bias"], stored["cls.predictions.bias"])
+
+
+def test_masked_lm_with_the_tied_copies_pytorch_model_bin_holds(tmp_path):
+    """save_pretrained(safe_serialization=False) also writes the tied decoder
+    (cls.predictions.decoder.weight = the word embeddings, .bias = cls.predictions.bias);
+    they convert to the same checkpoint. An untied decoder is refused."""
+    folder, tensors = copy_fixture(tmp_path, "hf_tiny_mlm")
+    tensors["cls.predictions.decoder.weight"] = tensors["bert.embeddings.word_embeddings.weight"]
+    tensors["cls.predictions.decoder.bias"] = tensors.pop("cls.predictions.bias")
+    save_file(tensors, str(folder / "model.safetensors"))
+    assert hf_to_ms(folder, tmp_path / "tied.ckpt") == "BertForMaskedLM"
+    hf_to_ms(FIXTURES / "hf_tiny_mlm", tmp_path / "plain.ckpt")
+    tied = read_checkpoint(tmp_path / "tied.ckpt").tensors
+    plain = read_checkpoint(tmp_path / "plain.ckpt").tensors
+    assert set(tied) == set(plain) and all(np.array_equal(tied[n], plain[n]) for n in plain)
+
+    tensors["cls.predictions.decoder.weight"] = tensors["cls.predictions.decoder.weight"] + 1.0
+    save_file(tensors, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="decoder.weight differs from the word embeddings"):
+        hf_to_ms(folder, tmp_path / "untied.ckpt")
+
+
+def test_masked_lm_architecture_comes_from_the_tensors(tmp_path, caplog):
+    """bert-base-uncased's config.json says BertForMaskedLM over a pooler and an NSP head: a
+    next-sentence head makes a BertForPreTraining. A masked-LM head alone is a BertForMaskedLM
+    whatever config.json says, and a pooler beside it is left out, saying so."""
+    folder, _ = copy_fixture(tmp_path, "hf_tiny_pretraining")
+    config = json.loads((folder / "config.json").read_text())
+    declared_masked_lm = {**config, "architectures": ["BertForMaskedLM"]}
+    (folder / "config.json").write_text(json.dumps(declared_masked_lm))
+    assert hf_to_ms(folder, tmp_path / "pretraining.ckpt") == "BertForPreTraining"
+
+    folder, tensors = copy_fixture(tmp_path / "pooled", "hf_tiny_mlm")
+    pretraining = load_file(str(FIXTURES / "hf_tiny_pretraining" / "model.safetensors"))
+    tensors["bert.pooler.dense.weight"] = pretraining["bert.pooler.dense.weight"]
+    tensors["bert.pooler.dense.bias"] = pretraining["bert.pooler.dense.bias"]
+    save_file(tensors, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({**config, "architectures": None}))
+    with caplog.at_level(logging.INFO, logger="tinybert_model"):
+        assert hf_to_ms(folder, tmp_path / "pooled.ckpt") == "BertForMaskedLM"
+    assert "pooler left out (bert.pooler.dense.bias, bert.pooler.dense.weight)" in caplog.text
+    hf_to_ms(FIXTURES / "hf_tiny_mlm", tmp_path / "plain.ckpt")
+    pooled = read_checkpoint(tmp_path / "pooled.ckpt").tensors
+    assert set(pooled) == set(read_checkpoint(tmp_path / "plain.ckpt").tensors)
+
+
+def test_masked_lm_missing_head_tensor_strict_and_not(tmp_path):
+    folder, tensors = copy_fixture(tmp_path, "hf_tiny_mlm")
+    del tensors["cls.predictions.transform.dense.weight"]
+    save_file(tensors, str(folder / "model.safetensors"))
+    with pytest.raises(
+        CheckpointError,
+        match=r"BertForMaskedLM head tensors missing: cls\.predictions\.transform\.dense\.weight",
+    ):
+        hf_to_ms(folder, tmp_path / "out.ckpt")
+    assert not (tmp_path / "out.ckpt").exists()
+
+
+def test_masked_lm_has_no_google_or_zoo_counterpart(tmp_path):
+    from tinybert_model import ms_to_tf, ms_to_zoo
+
+    hf_to_ms(FIXTURES / "hf_tiny_mlm", tmp_path / "mlm.ckpt")
+    with pytest.raises(CheckpointError, match="Google's TF BERT has no masked-LM-only model"):
+        ms_to_tf(tmp_path / "mlm.ckpt", tmp_path / "tf" / "model.ckpt")
+    with pytest.raises(CheckpointError, match="the model zoo has no masked-LM-only network"):
+        ms_to_zoo(tmp_path / "mlm.ckpt", tmp_path / "zoo.ckpt")
+    assert sorted(os.listdir(tmp_path)) == ["mlm.ckpt"]

@@ -9,12 +9,14 @@ import pytest
 from tinybert_model import (
     MASK_PENALTY,
     BertConfig,
+    BertForMaskedLM,
     BertForPreTraining,
     BertForSequenceClassification,
     BertForTokenClassification,
     BertModel,
     BertOutput,
     ClassifierOutput,
+    MaskedLMOutput,
     PreTrainingOutput,
     StudentOutput,
     TinyBertStudent,
@@ -118,6 +120,27 @@ def test_heads(tiny_config):
     assert prediction_logits.shape == (3, 9, 99) and nsp_logits.shape == (3, 2)
 
 
+def test_masked_lm_is_the_pre_training_model_without_pooler_and_next_sentence(tiny_config):
+    """Same weights, same masked-LM logits; the masked-LM has no pooler and no NSP head, and
+    its head computes the same logits on gathered rows as on the whole sequence."""
+    inputs = make_inputs()
+    pretraining = BertForPreTraining(tiny_config)
+    masked_lm = BertForMaskedLM(tiny_config, **LAYERS)
+    weights = named_parameters(pretraining)
+    for name, parameter in named_parameters(masked_lm).items():
+        parameter.set_data(weights[name].data.copy())
+    assert set(weights) - set(named_parameters(masked_lm)) == {
+        "bert.pooler.weight", "bert.pooler.bias", "nsp.weight", "nsp.bias"
+    }  # fmt: skip
+    outputs = run(masked_lm, inputs)
+    assert type(outputs) is MaskedLMOutput and outputs.prediction_logits.shape == (3, 9, 99)
+    assert len(outputs.hidden_states) == 3 and len(outputs.attention_scores) == 2
+    expected = run(pretraining, inputs).prediction_logits.asnumpy()
+    np.testing.assert_allclose(outputs.prediction_logits.asnumpy(), expected, atol=1e-6)
+    rows = masked_lm.masked_lm_logits(outputs.hidden_states[-1][1, 2:4]).asnumpy()
+    np.testing.assert_allclose(rows, expected[1, 2:4], atol=1e-5)
+
+
 def test_head_without_labels_is_refused(tiny_config):
     with pytest.raises(ValueError, match="labels"):
         BertForSequenceClassification(tiny_config)
@@ -197,6 +220,7 @@ def test_graphs_compile_without_python_fallback(tiny_config):
         tags = dataclasses.replace(tiny_config, labels=["O", "B-x"], task_type="ner")
         assert type(run(BertForTokenClassification(tags), make_inputs())) is ClassifierOutput
         assert type(run(BertForPreTraining(tiny_config), make_inputs())) is PreTrainingOutput
+        assert type(run(BertForMaskedLM(tiny_config), make_inputs())) is MaskedLMOutput
         labelled = dataclasses.replace(tiny_config, labels=["a", "b"], task_type="classification")
         student = TinyBertStudent(BertForSequenceClassification(labelled), teacher_hidden_size=48)
 

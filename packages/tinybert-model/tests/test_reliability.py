@@ -210,8 +210,9 @@ def test_ms2hf_finds_the_architecture_of_a_checkpoint_that_stores_none(classifie
     assert str(error.value) == (
         f"{tmp_path / 'other.ckpt'}: the checkpoint stores no architecture and its "
         f"{len(tensors)} tensors are not those of any of BertModel, "
-        "BertForSequenceClassification, BertForTokenClassification, BertForPreTraining with "
-        "this config (e.g. a model-zoo checkpoint: convert it with zoo2ms first)"
+        "BertForSequenceClassification, BertForTokenClassification, BertForPreTraining, "
+        "BertForMaskedLM with this config (e.g. a model-zoo checkpoint: convert it with zoo2ms "
+        "first)"
     )
 
 

@@ -82,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mlm_ckpt",
         type=Path,
-        help="BertForPreTraining checkpoint (tinybert-convert output) for single-piece words; "
-        "without it every word uses GloVe",
+        help="masked-LM checkpoint for single-piece words: a BertForMaskedLM or "
+        "BertForPreTraining converted by tinybert-convert (hf2ms, tf2ms); without it every "
+        "word uses GloVe",
     )
     parser.add_argument(
         "--vocab", type=Path, help="the masked-LM's vocab.txt (needed with --mlm_ckpt)"
@@ -197,8 +198,18 @@ def _masked_lm_candidates(args, glove):
     ms.set_context(mode=ms.GRAPH_MODE)
     ms.set_device(args.device_target)
     tokenizer = BertTokenizer.from_vocab(args.vocab, do_lower_case=args.do_lower_case)
+    masked_lm = load_masked_lm(args.mlm_ckpt)
+    config = masked_lm.config
+    log.info(
+        "%s: %s, %d layers, hidden %d, vocab %d",
+        args.mlm_ckpt,
+        type(masked_lm).__name__,
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.vocab_size,
+    )
     return MaskedLMCandidates(
-        load_masked_lm(args.mlm_ckpt),
+        masked_lm,
         tokenizer,
         glove,
         k=args.k,

@@ -12,13 +12,16 @@ into a top-k:
     [CLS] it 's a charming and [MASK] affecting journey . [SEP] row 2: mask "often"
     ...                                                          one batch, one pass
 
-The model is any `BertForPreTraining` checkpoint our converters write (`tinybert-convert
-tf2ms` of Google's BERT, `hf2ms` of a Hugging Face BertForPreTraining); its NSP head is unused.
+The model is any checkpoint with a masked-LM head that our converters write: a
+`BertForMaskedLM` (`tinybert-convert hf2ms` of a Hugging Face BertForMaskedLM: no pooler, no
+next-sentence head) or a `BertForPreTraining` (`tf2ms` of Google's BERT, `hf2ms` of a Hugging
+Face BertForPreTraining, whose next-sentence head is unused).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import mindspore as ms
 import numpy as np
@@ -26,34 +29,44 @@ from mindspore import nn, ops
 
 from tinybert_data import BertTokenizer
 from tinybert_data.augment import GloveCandidates, Sentence
-from tinybert_model import BertForPreTraining, load_model
+from tinybert_model import BertForMaskedLM, BertForPreTraining, load_model
 
 from .students import ModelError
 
 BUCKETS = (16, 32, 64, 128, 256, 512)  # row lengths: one graph compile per (batch, bucket)
 
+MASKED_LM_MODELS = (BertForMaskedLM, BertForPreTraining)  # the models with a masked-LM head
 
-def load_masked_lm(path) -> BertForPreTraining:
-    """A BertForPreTraining from our checkpoint, in inference mode."""
+
+def load_masked_lm(path) -> BertForMaskedLM | BertForPreTraining:
+    """The masked-LM of our checkpoint (a BertForMaskedLM or a BertForPreTraining), in
+    inference mode; ModelError for a checkpoint without a masked-LM head."""
+    if Path(path).is_dir():
+        raise ModelError(
+            f"{path} is a folder, not a checkpoint: convert a Hugging Face masked-LM first "
+            f"(tinybert-convert hf2ms --input {path} --output mlm.ckpt)"
+        )
     model = load_model(path)
-    if not isinstance(model, BertForPreTraining):
+    if not isinstance(model, MASKED_LM_MODELS):
         raise ModelError(
             f"{path} is a {type(model).__name__}, without a masked-LM head; augmentation needs "
-            "a BertForPreTraining checkpoint (tinybert-convert tf2ms/hf2ms of a pre-trained BERT)"
+            "a BertForMaskedLM or BertForPreTraining checkpoint (tinybert-convert hf2ms of a "
+            "Hugging Face BertForMaskedLM, tf2ms of Google's pre-trained BERT)"
         )
     model.set_train(False)
     return model
 
 
 class MaskedLMTopK(nn.Cell):
-    """The masked-LM head of a BertForPreTraining read at chosen positions only.
+    """The masked-LM head of a BertForMaskedLM or BertForPreTraining read at chosen positions
+    only.
 
     `flat_positions` indexes the flattened [batch * seq] positions (row * seq + position), so
     the decoder's [hidden, vocab] product runs once per masked word, not once per token.
     Returns the ids of the `k` most likely tokens, most likely first: [rows, k].
     """
 
-    def __init__(self, model: BertForPreTraining, k: int):
+    def __init__(self, model: BertForMaskedLM | BertForPreTraining, k: int):
         super().__init__()
         self.model = model
         self.k = k
@@ -61,10 +74,7 @@ class MaskedLMTopK(nn.Cell):
     def construct(self, input_ids, segment_ids, input_mask, flat_positions):
         sequence_output = self.model.bert(input_ids, segment_ids, input_mask)[0]
         hidden = ops.reshape(sequence_output, (-1, sequence_output.shape[-1]))
-        picked = ops.gather(hidden, flat_positions, 0)
-        transformed = self.model.mlm_norm(self.model.mlm_activation(self.model.mlm_dense(picked)))
-        word_embeddings = self.model.bert.embeddings.word_embeddings.embedding_table
-        logits = ops.matmul(transformed, word_embeddings.T) + self.model.mlm_bias
+        logits = self.model.masked_lm_logits(ops.gather(hidden, flat_positions, 0))
         return ops.topk(logits, self.k)[1]
 
 
@@ -100,7 +110,7 @@ class MaskedLMCandidates:
 
     def __init__(
         self,
-        model: BertForPreTraining,
+        model: BertForMaskedLM | BertForPreTraining,
         tokenizer: BertTokenizer,
         glove: GloveCandidates | None,
         k: int = 15,

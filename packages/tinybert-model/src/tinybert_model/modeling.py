@@ -8,7 +8,8 @@ Every model takes `(input_ids, segment_ids, input_mask)`, each [batch, seq] inte
 that order, and returns a NamedTuple: `BertOutput(sequence_output, pooled_output,
 hidden_states, attention_scores)` from `BertModel`, `ClassifierOutput(logits, hidden_states,
 attention_scores)` from both task heads, `PreTrainingOutput(...)` from the pre-training
-model. Fields read by name (`outputs.logits`) or by position, as tuples always were:
+model, `MaskedLMOutput(prediction_logits, hidden_states, attention_scores)` from the
+masked-LM. Fields read by name (`outputs.logits`) or by position, as tuples always were:
 
 - `hidden_states`: the embedding output, then the output of each layer: num_layers + 1
   tensors of [batch, seq, hidden];
@@ -65,6 +66,12 @@ class ClassifierOutput(NamedTuple):
 class PreTrainingOutput(NamedTuple):
     prediction_logits: ms.Tensor  # masked LM, [batch, seq, vocab]
     seq_relationship_logits: ms.Tensor  # next sentence, [batch, 2]
+    hidden_states: tuple
+    attention_scores: tuple
+
+
+class MaskedLMOutput(NamedTuple):
+    prediction_logits: ms.Tensor  # masked LM, [batch, seq, vocab]
     hidden_states: tuple
     attention_scores: tuple
 
@@ -328,8 +335,32 @@ class BertForTokenClassification(_NamedOutputs, nn.Cell):
         return logits, hidden_states, attention_scores
 
 
-class BertForPreTraining(_NamedOutputs, nn.Cell):
-    """BERT with its pre-training heads, so Google's checkpoints load whole.
+class _MaskedLMHead:
+    """The masked-LM head BertForPreTraining and BertForMaskedLM share (transformers'
+    BertLMPredictionHead): dense, activation and LayerNorm, then the decoder, which is the
+    word embedding matrix, plus a bias over the vocabulary.
+
+    Its parameters sit on the model itself (`mlm_dense`, `mlm_norm`, `mlm_bias`): the names
+    its checkpoints have always had.
+    """
+
+    def add_masked_lm_head(self, config: BertConfig) -> None:
+        self.mlm_dense = _dense(config, config.hidden_size, config.hidden_size)
+        self.mlm_activation = ACTIVATION_FUNCTIONS[config.hidden_act]
+        self.mlm_norm = _layer_norm(config, config.hidden_size)
+        self.mlm_bias = ms.Parameter(ops.zeros(config.vocab_size, ms.float32), name="mlm_bias")
+
+    def masked_lm_logits(self, hidden):
+        """Vocabulary logits for hidden vectors, [..., hidden] -> [..., vocab]: every token
+        of a sequence output, or only the rows gathered at masked positions."""
+        transformed = self.mlm_norm(_float32(self.mlm_activation(self.mlm_dense(hidden))))
+        word_embeddings = self.bert.embeddings.word_embeddings.embedding_table
+        return ops.matmul(transformed, word_embeddings.T) + self.mlm_bias
+
+
+class BertForPreTraining(_NamedOutputs, _MaskedLMHead, nn.Cell):
+    """BERT with its pre-training heads, masked-LM and next sentence, so Google's checkpoints
+    load whole.
 
     The masked-LM decoder shares the word embedding matrix. Returns a `PreTrainingOutput`.
     """
@@ -345,21 +376,45 @@ class BertForPreTraining(_NamedOutputs, nn.Cell):
         super().__init__()
         self.config = config
         self.bert = BertModel(config, output_hidden_states, output_attentions)
-        self.mlm_dense = _dense(config, config.hidden_size, config.hidden_size)
-        self.mlm_activation = ACTIVATION_FUNCTIONS[config.hidden_act]
-        self.mlm_norm = _layer_norm(config, config.hidden_size)
-        self.mlm_bias = ms.Parameter(ops.zeros(config.vocab_size, ms.float32), name="mlm_bias")
+        self.add_masked_lm_head(config)
         self.nsp = _dense(config, config.hidden_size, 2)
 
     def construct(self, input_ids, segment_ids, input_mask):
         sequence_output, pooled_output, hidden_states, attention_scores = self.bert(
             input_ids, segment_ids, input_mask
         )
-        transformed = self.mlm_norm(_float32(self.mlm_activation(self.mlm_dense(sequence_output))))
-        word_embeddings = self.bert.embeddings.word_embeddings.embedding_table
-        prediction_logits = ops.matmul(transformed, word_embeddings.T) + self.mlm_bias
+        prediction_logits = self.masked_lm_logits(sequence_output)
         seq_relationship_logits = _float32(self.nsp(pooled_output))
         return prediction_logits, seq_relationship_logits, hidden_states, attention_scores
+
+
+class BertForMaskedLM(_NamedOutputs, _MaskedLMHead, nn.Cell):
+    """BERT with the masked-LM head alone, as transformers' BertForMaskedLM: no pooler, no
+    next-sentence head.
+
+    The masked-LM decoder shares the word embedding matrix. Returns a `MaskedLMOutput`.
+    """
+
+    output_type = MaskedLMOutput
+
+    def __init__(
+        self,
+        config: BertConfig,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(
+            config, output_hidden_states, output_attentions, add_pooling_layer=False
+        )
+        self.add_masked_lm_head(config)
+
+    def construct(self, input_ids, segment_ids, input_mask):
+        sequence_output, _, hidden_states, attention_scores = self.bert(
+            input_ids, segment_ids, input_mask
+        )
+        return self.masked_lm_logits(sequence_output), hidden_states, attention_scores
 
 
 def return_layer_outputs(model: nn.Cell) -> nn.Cell:
@@ -412,6 +467,7 @@ ARCHITECTURES = {
     "BertForSequenceClassification": BertForSequenceClassification,
     "BertForTokenClassification": BertForTokenClassification,
     "BertForPreTraining": BertForPreTraining,
+    "BertForMaskedLM": BertForMaskedLM,
 }
 
 

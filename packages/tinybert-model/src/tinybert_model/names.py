@@ -126,10 +126,11 @@ BACKBONE = {
     ),
 }  # fmt: skip
 
-# The token classifier reads every token and never [CLS]: its encoder has no pooler (as
-# transformers' add_pooling_layer=False). Its checkpoints written before carry a zero-filled
-# one, and the model zoo's NER network has one: `ignored_names` lists them for the checks.
-WITHOUT_POOLER = {"BertForTokenClassification"}
+# The token classifier and the masked-LM read every token and never pool [CLS]: their encoder
+# has no pooler (as transformers' add_pooling_layer=False). Token classifiers written before
+# carry a zero-filled one, the model zoo's NER network has one, and a masked-LM cut from a
+# pre-training checkpoint may keep one: `ignored_names` lists them for the checks.
+WITHOUT_POOLER = {"BertForTokenClassification", "BertForMaskedLM"}
 
 # Heads, by architecture. Google's run_classifier.py stores its classifier as [labels,
 # hidden] (`output_weights`), already in our layout; Google has no standard NER head.
@@ -140,34 +141,41 @@ CLASSIFIER = {
         Row("classifier.bias", "classifier.bias", "output_bias", "dense_1.bias", ("num_labels",)),
     ),
 }  # fmt: skip
+# The masked-LM head (transformers' BertLMPredictionHead): transform dense + LayerNorm, then the
+# decoder, tied to the word embeddings (so stored once, as the embedding table), and its bias.
+MASKED_LM = {
+    "mlm_dense": (
+        Row("mlm_dense.weight", "cls.predictions.transform.dense.weight",
+            "cls/predictions/transform/dense/kernel", "cls1.dense.weight", (H, H)),
+        Row("mlm_dense.bias", "cls.predictions.transform.dense.bias",
+            "cls/predictions/transform/dense/bias", "cls1.dense.bias", (H,)),
+    ),
+    "mlm_norm": (
+        Row("mlm_norm.gamma", "cls.predictions.transform.LayerNorm.weight",
+            "cls/predictions/transform/LayerNorm/gamma", "cls1.layernorm.gamma", (H,)),
+        Row("mlm_norm.beta", "cls.predictions.transform.LayerNorm.bias",
+            "cls/predictions/transform/LayerNorm/beta", "cls1.layernorm.beta", (H,)),
+    ),
+    "mlm_bias": (
+        Row("mlm_bias", "cls.predictions.bias", "cls/predictions/output_bias",
+            "cls1.output_bias", ("vocab_size",)),
+    ),
+}  # fmt: skip
+# Next-sentence prediction, on the pooled [CLS]: BERT's second pre-training head.
+NEXT_SENTENCE = {
+    "nsp": (
+        Row("nsp.weight", "cls.seq_relationship.weight", "cls/seq_relationship/output_weights",
+            "cls2.dense.weight", (2, H)),
+        Row("nsp.bias", "cls.seq_relationship.bias", "cls/seq_relationship/output_bias",
+            "cls2.dense.bias", (2,)),
+    ),
+}  # fmt: skip
 HEADS = {
     "BertModel": {},
     "BertForSequenceClassification": CLASSIFIER,
     "BertForTokenClassification": CLASSIFIER,
-    "BertForPreTraining": {
-        "mlm_dense": (
-            Row("mlm_dense.weight", "cls.predictions.transform.dense.weight",
-                "cls/predictions/transform/dense/kernel", "cls1.dense.weight", (H, H)),
-            Row("mlm_dense.bias", "cls.predictions.transform.dense.bias",
-                "cls/predictions/transform/dense/bias", "cls1.dense.bias", (H,)),
-        ),
-        "mlm_norm": (
-            Row("mlm_norm.gamma", "cls.predictions.transform.LayerNorm.weight",
-                "cls/predictions/transform/LayerNorm/gamma", "cls1.layernorm.gamma", (H,)),
-            Row("mlm_norm.beta", "cls.predictions.transform.LayerNorm.bias",
-                "cls/predictions/transform/LayerNorm/beta", "cls1.layernorm.beta", (H,)),
-        ),
-        "mlm_bias": (
-            Row("mlm_bias", "cls.predictions.bias", "cls/predictions/output_bias",
-                "cls1.output_bias", ("vocab_size",)),
-        ),
-        "nsp": (
-            Row("nsp.weight", "cls.seq_relationship.weight",
-                "cls/seq_relationship/output_weights", "cls2.dense.weight", (2, H)),
-            Row("nsp.bias", "cls.seq_relationship.bias", "cls/seq_relationship/output_bias",
-                "cls2.dense.bias", (2,)),
-        ),
-    },
+    "BertForPreTraining": {**MASKED_LM, **NEXT_SENTENCE},
+    "BertForMaskedLM": MASKED_LM,
 }  # fmt: skip
 
 # TinyBERT students carry fit_dense (student hidden -> teacher hidden) beside any
@@ -251,7 +259,8 @@ def ignored_names(architecture: str, fmt: str = "ours", backbone_prefix: str | N
                   zoo_word: str = "bert_") -> set:  # fmt: skip
     """The names a checkpoint of `architecture` may carry that the model does not have: the
     pooler of a token classifier (ours written before it had none, the zoo's NER network, a
-    transformers tagger built with a pooler). Checks and conversion leave them out."""
+    transformers tagger built with a pooler) or of a masked-LM. Checks and conversion leave
+    them out."""
     if architecture not in WITHOUT_POOLER:
         return set()
     if backbone_prefix is None:

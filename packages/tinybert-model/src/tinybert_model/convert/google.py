@@ -104,6 +104,11 @@ def ms_to_tf(input_ckpt, output_prefix, config=None) -> str:
     architecture = stored_architecture(checkpoint, config, input_ckpt)
     if architecture == "BertForTokenClassification":
         raise CheckpointError(f"{input_ckpt}: Google's TF BERT has no token-classification head")
+    if architecture == "BertForMaskedLM":
+        raise CheckpointError(
+            f"{input_ckpt}: Google's TF BERT has no masked-LM-only model (its pre-training "
+            "checkpoints have a pooler and a next-sentence head)"
+        )
     tensors = {n: v for n, v in checkpoint.tensors.items() if not n.startswith("fit_dense.")}
     theirs = export_tensors(
         tensors,

@@ -3,6 +3,7 @@
 HF keeps the encoder under `bert.` in its head classes and at the top level in a bare
 `BertModel` (as all-MiniLM-L6-v2 ships it). Old checkpoints name LayerNorm parameters
 gamma/beta; the masked-LM decoder is tied to the word embeddings and usually not stored.
+`BertForMaskedLM` has neither pooler nor next-sentence head; `BertForPreTraining` has both.
 """
 
 from __future__ import annotations
@@ -73,11 +74,19 @@ def _modern_names(tensors: dict) -> dict:
 
 
 def _architecture(hf_config: dict, tensors: dict) -> str:
+    """Which of our classes the folder holds. The pre-training heads are told apart by their
+    tensors: a next-sentence head makes a BertForPreTraining even where config.json says
+    BertForMaskedLM (as bert-base-uncased's does), a masked-LM head alone a BertForMaskedLM.
+    config.json decides the rest (a tagger and a classifier have the same tensors)."""
     declared = (hf_config.get("architectures") or [None])[0]
+    has_next_sentence = any(name.startswith("cls.seq_relationship.") for name in tensors)
+    has_masked_lm = any(name.startswith("cls.predictions.") for name in tensors)
+    if declared == "BertForPreTraining" or has_next_sentence:
+        return "BertForPreTraining"
+    if has_masked_lm:
+        return "BertForMaskedLM"
     if declared in ARCHITECTURES:
         return declared
-    if any(name.startswith("cls.") for name in tensors):
-        return "BertForPreTraining"
     if "classifier.weight" in tensors:
         return "BertForSequenceClassification"
     return "BertModel"
@@ -127,8 +136,20 @@ def hf_to_ms(input_dir, output, strict: bool = True) -> str:
     )
     if architecture == "BertModel":
         config.labels, config.task_type = None, None
+    if architecture == "BertForMaskedLM":
+        _report_masked_lm(tensors, backbone_prefix, directory)
     write_checkpoint(output, ours, config, architecture)
     return architecture
+
+
+def _report_masked_lm(tensors: dict, backbone_prefix: str, directory: Path) -> None:
+    """A masked-LM has no pooler and no next-sentence head: say so, and what was left out."""
+    pooler = sorted(n for n in tensors if n.startswith(backbone_prefix + "pooler."))
+    log.info(
+        "%s: BertForMaskedLM: encoder and masked-LM head converted; no next-sentence head%s",
+        directory,
+        f", pooler left out ({', '.join(pooler)})" if pooler else " and no pooler in it",
+    )
 
 
 def _check_tied_decoder(tensors: dict, backbone_prefix: str, directory: Path) -> None:

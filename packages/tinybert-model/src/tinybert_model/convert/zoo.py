@@ -170,6 +170,11 @@ def ms_to_zoo(
     if config is None:
         raise CheckpointError(f"{input_ckpt}: no embedded config; pass --config")
     architecture = stored_architecture(checkpoint, config, input_ckpt)
+    if architecture == "BertForMaskedLM":
+        raise CheckpointError(
+            f"{input_ckpt}: the model zoo has no masked-LM-only network (its pre-training "
+            "network has a pooler and a next-sentence head, cls2)"
+        )
     if zoo_prefix and not zoo_prefix.endswith("."):
         zoo_prefix += "."
     layout = ZooLayout(zoo_prefix, zoo_word)
