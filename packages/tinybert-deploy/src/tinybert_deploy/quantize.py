@@ -12,8 +12,8 @@
 What is quantized: the projections of the token matrix (query, key, value, attention output,
 FFN intermediate and output of every layer). The two attention products (activation by
 activation), the embeddings and the task head (pooler and classifier: once per row, or for a
-tagger a matrix a few labels wide, so int8 would buy no time there) stay float. The quantized file keeps the
-model's metadata and records `quantization` ("dynamic" or "static") in it.
+tagger a matrix a few labels wide, so int8 would buy no time there) stay float. The quantized
+file keeps the model's metadata and records `quantization` ("dynamic" or "static") in it.
 
 Dynamic weights are int8 with one scale per output column (per channel) and 7-bit values
 (onnxruntime's `reduce_range`), chosen by measurement on SST-2 dev (README, "int8
