@@ -70,7 +70,7 @@ def test_bf16_keeps_the_accuracy(student):
 
 
 # (least agreement with fp32, largest accuracy change) per mode, from the measurements below
-INT8_BARS = {"dynamic": (0.85, 0.02), "static": (0.75, 0.03)}
+INT8_BARS = {"dynamic": (0.90, 0.02), "static": (0.75, 0.03)}
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "static"])
@@ -85,12 +85,49 @@ def test_int8_stays_close(student, mode):
         evaluate(int8, "sst2", student["dev"])["accuracy"]
         - evaluate(fp32, "sst2", student["dev"])["accuracy"]
     )
-    # This frozen-encoder student sits close to its decision boundary, so int8 flips one
-    # prediction in nine (dynamic; measured 88.6% agreement, -0.9 points) to one in five (static
-    # QDQ: 81.0%, -1.8 points); the issue's 0.5-point bar is measured on a fine-tuned student
-    # in bench/bench_deploy.py (docs/RESULTS.md).
+    # This frozen-encoder student sits close to its decision boundary (its head, fitted on
+    # standardised features, amplifies small errors), so int8 flips one prediction in 15
+    # (dynamic; measured 93.1% agreement, +1.5 points; 0.2's per-tensor 8-bit weights: 88.6%)
+    # to one in five (static QDQ: 81.4%, -2.3 points); the issue's 0.5-point bar is measured on
+    # the demo student and a fine-tuned one by bench/bench_deploy.py (docs/RESULTS.md).
     least_agreement, largest_change = INT8_BARS[mode]
     assert agreement >= least_agreement and abs(change) <= largest_change, (agreement, change)
+
+
+def _logit_error(path, student) -> float:
+    """Mean absolute difference from fp32's logits over the dev rows."""
+    dev, fp32, model = student["dev"], OnnxModel(student["fp32"]), OnnxModel(path)
+    errors = []
+    for start in range(0, len(dev["input_ids"]), 64):
+        batch = [dev[n][start : start + 64] for n in ("input_ids", "segment_ids", "input_mask")]
+        errors.append(np.abs(model.logits(*batch) - fp32.logits(*batch)).ravel())
+    return float(np.concatenate(errors).mean())
+
+
+def test_dynamic_int8_is_per_channel_7_bit_with_a_float_head(student):
+    """The default int8's weights: one scale per output column, values in 7 bits (exact in ONNX
+    Runtime's u8 x s8 kernel without VNNI), the pooler and classifier left in float; and on real
+    dev rows its logits are closer to fp32's than onnxruntime's plain quantize_dynamic's."""
+    import onnx
+    from onnx import numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    ours = quantize_model(student["fp32"], student["folder"] / "ours.onnx", "dynamic")
+    model = onnx.load(str(ours))
+    tensors = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    quantized = {n[: -len("_quantized")]: v for n, v in tensors.items() if n.endswith("_quantized")}
+    assert len(quantized) == 6 * 4  # query, key, value, attention output, FFN in, FFN out
+    for name, value in quantized.items():
+        assert value.dtype == np.int8 and value.min() >= -64 and value.max() <= 64, name
+        assert tensors[f"{name}_scale"].shape == (value.shape[1],), name
+    for head in ("bert.pooler.weight", "classifier.weight"):
+        assert tensors[head].dtype == np.float32
+
+    plain = student["folder"] / "plain.onnx"
+    quantize_dynamic(str(student["fp32"]), str(plain), weight_type=QuantType.QInt8)
+    ours_error, plain_error = _logit_error(ours, student), _logit_error(plain, student)
+    # measured on this student: 0.68 against 1.04 (0.65x)
+    assert ours_error < 0.8 * plain_error, (ours_error, plain_error)
 
 
 def test_bf16_is_refused_without_the_hardware(student):
