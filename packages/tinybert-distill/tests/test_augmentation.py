@@ -103,20 +103,26 @@ def test_a_pre_training_checkpoint_gives_the_same_candidates(masked_lm_ckpt, tok
     assert [ids.tolist() for ids in candidates.top_k_ids(rows)] == expected
 
 
-def test_load_masked_lm_refuses_what_has_no_masked_lm_head(tmp_path):
-    with pytest.raises(ModelError, match="is a folder, not a checkpoint: convert a Hugging Face"):
-        load_masked_lm(FIXTURES / "mlm")
-    from tinybert_model import BertConfig, BertForSequenceClassification
+def fixture_vocab_config(**task):
+    """A one-layer BertConfig over the masked-LM fixture's 1,200-token vocabulary."""
+    from tinybert_model import BertConfig
 
-    config = BertConfig(
+    return BertConfig(
         vocab_size=1200,
         hidden_size=32,
         num_hidden_layers=1,
         num_attention_heads=2,
         intermediate_size=64,
-        labels=["negative", "positive"],
-        task_type="classification",
+        **task,
     )
+
+
+def test_load_masked_lm_refuses_what_has_no_masked_lm_head(tmp_path):
+    with pytest.raises(ModelError, match="is a folder, not a checkpoint: convert a Hugging Face"):
+        load_masked_lm(FIXTURES / "mlm")
+    from tinybert_model import BertForSequenceClassification
+
+    config = fixture_vocab_config(labels=["negative", "positive"], task_type="classification")
     save_checkpoint(BertForSequenceClassification(config), tmp_path / "classifier.ckpt")
     with pytest.raises(
         ModelError, match="is a BertForSequenceClassification, without a masked-LM head"
@@ -177,15 +183,9 @@ def test_tinybert_augment_refuses_bad_input(masked_lm_ckpt, glove_file, tmp_path
     assert "Traceback" not in done.stderr and not output.exists()
     # A checkpoint without a masked-LM head is named as such.
     encoder = tmp_path / "encoder.ckpt"
-    from tinybert_model import BertConfig, BertModel, save_checkpoint
+    from tinybert_model import BertModel, save_checkpoint
 
-    config = BertConfig(
-        vocab_size=1200,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
+    config = fixture_vocab_config()
     save_checkpoint(BertModel(config), encoder)
     done = run_augment(
         "--task", "sst2", "--input", SHARED_DATA / "sst2" / "dev.tsv", "--output", output,
