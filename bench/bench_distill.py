@@ -11,6 +11,9 @@
 3. The general-distillation step (BERT-base-size teacher, TinyBERT-4 student, batch 32, seq 128)
    against PyTorch, with where the time goes: teacher forward, student forward (with the
    losses), backward and update.
+4. The training step's tail, ours against the form it had before (MindSpore's stock
+   `all_finite`, a division by the loss scale and `ops.clip_by_global_norm`): whole phase-2
+   steps of the 4 x 312 student, batch 32 x 16, alternating.
 
 Speeds are measured on a sample of steps spread evenly over the real epoch order (the same step
 indices for every variant), after one untimed step per input shape (the graph compiles). Each
@@ -355,6 +358,83 @@ def torch_gd(steps: int) -> dict:
     }
 
 
+# ---- the training step's tail: ours against the stock form it replaced -------------------------
+
+
+def stock_tail_step(loss, optimizer):
+    """tinybert_distill's TrainStep as it was before its tail was fused (loss scale 1)."""
+    import mindspore as ms
+    from mindspore import ops
+
+    from tinybert_distill.optimization import TrainStep
+
+    class StockTailStep(TrainStep):
+        def construct(self, *inputs):
+            loss = self.loss_net(*inputs)
+            scale = self.loss_scale * 1.0
+            gradients = self.grad(self.loss_net, self.weights)(*inputs, scale)
+            gradients = self.hyper_map(ops.div, gradients, (scale,) * len(gradients))
+            finite = ms.amp.all_finite(gradients)
+            if finite:
+                gradients = ops.clip_by_global_norm(gradients, self.clip_norm)
+                loss = ops.depend(loss, self.optimizer(gradients))
+            return loss, finite, scale
+
+    return StockTailStep(loss, optimizer, loss_scale_value=1.0)
+
+
+def mindspore_step_tail(kind: str, steps: int) -> dict:
+    import mindspore as ms
+    import numpy as np
+    from mindspore import Tensor
+
+    from tinybert_distill.distillers import PredictionLoss
+    from tinybert_distill.optimization import TrainStep, build_optimizer, learning_rates
+    from tinybert_model import BertForSequenceClassification, TinyBertStudent
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_device("CPU")
+    ms.set_seed(0)
+    student = TinyBertStudent(
+        BertForSequenceClassification(mindspore_shape(STUDENT, ["0", "1"])), MINILM["hidden"]
+    )
+    loss = PredictionLoss(student, task_type="classification")
+    settings = {"learning_rate": 5e-5, "weight_decay": 1e-4, "warmup_ratio": 0.0}
+    optimizer = build_optimizer(
+        student.model.trainable_params(), learning_rates(steps + 2, settings), settings
+    )
+    step = (
+        stock_tail_step(loss, optimizer)
+        if kind == "stock"
+        else TrainStep(loss, optimizer, loss_scale_value=1.0)
+    )
+    student.set_train(True)
+    rng = np.random.default_rng(0)
+    length = 16
+    inputs = [
+        Tensor(rng.integers(1000, VOCAB, (BATCH, length)).astype(np.int32)),
+        Tensor(np.zeros((BATCH, length), np.int32)),
+        Tensor(np.ones((BATCH, length), np.int32)),
+        Tensor(rng.integers(0, 2, BATCH).astype(np.int32)),
+        Tensor(rng.normal(size=(BATCH, 2)).astype(np.float32)),
+    ]
+    return {"times": timed_steps(step, [inputs] * steps, lambda batch: batch)}
+
+
+def step_tail_row(args) -> dict:
+    times = {"stock": [], "ours": []}
+    for _ in range(max(args.rounds, 2)):
+        for kind in times:
+            times[kind] += measure("ms-tail", kind, args.steps)["times"]
+    stock, ours = (statistics.median(times[k]) for k in ("stock", "ours"))
+    print(
+        f"step tail  phase-2 step B{BATCH} S16: stock tail {stock * 1000:.0f} ms, "
+        f"ours {ours * 1000:.0f} ms, {stock / ours:.2f}x",
+        flush=True,
+    )
+    return {"stock_step_s": stock, "ours_step_s": ours, "speedup": stock / ours}
+
+
 # ---- driver -----------------------------------------------------------------------------------
 
 
@@ -368,6 +448,8 @@ def worker(arguments: list) -> dict:
         return torch_phase1(padding, int(steps), data_dir)
     if name == "ms-gd":
         return mindspore_gd(int(rest[0]))
+    if name == "ms-tail":
+        return mindspore_step_tail(rest[0], int(rest[1]))
     return torch_gd(int(rest[0]))
 
 
@@ -440,7 +522,11 @@ def plot(results: dict, path: Path) -> None:
         labels.append("GD step\nPyTorch time / ours")
         values.append(results["gd"]["torch"]["step"] / results["gd"]["ours"]["step"])
         targets.append(1)
-    figure, axis = plt.subplots(figsize=(9, 4))
+    if "step_tail" in results:
+        labels.append("phase-2 step\nstock tail / ours")
+        values.append(results["step_tail"]["speedup"])
+        targets.append(None)
+    figure, axis = plt.subplots(figsize=(10, 4))
     bars = axis.bar(range(len(values)), values, color="tab:blue")
     for index, (bar, target) in enumerate(zip(bars, targets)):
         axis.text(index, bar.get_height(), f"{bar.get_height():.2f}x", ha="center", va="bottom")
@@ -509,7 +595,7 @@ def torch_row(args, data_dir: str, ours: float) -> dict:
     }
 
 
-PARTS = ("td_phase1", "torch", "td_phase2", "finetune", "gelu_tanh", "gd")
+PARTS = ("td_phase1", "torch", "td_phase2", "finetune", "gelu_tanh", "gd", "step_tail")
 
 
 def main() -> None:
@@ -548,6 +634,8 @@ def main() -> None:
             ratio = speed / results["td_phase1"]["buckets_examples_s"]
             results["td_phase1_gelu_tanh"] = {"buckets_examples_s": speed, "vs_exact_gelu": ratio}
             print(f"td_phase1, student gelu_tanh: {speed:.1f} ex/s, {ratio:.2f}x", flush=True)
+        elif part == "step_tail":
+            results["step_tail"] = step_tail_row(args)
         elif part == "gd":
             ours_gd, theirs_gd = measure("ms-gd", args.gd_steps), measure("torch-gd", args.gd_steps)
             results["gd"] = {"ours": ours_gd, "torch": theirs_gd}

@@ -99,3 +99,35 @@ def test_loss_scale_does_not_change_the_update():
         step(x, y)
         weights.append(net.dense.weight.asnumpy())
     np.testing.assert_allclose(weights[0], weights[1], rtol=1e-6, atol=1e-8)
+
+
+def test_nan_gradients_skip_the_update():
+    net, step = _step(loss_scale_value=4.0)
+    before = net.dense.weight.asnumpy().copy()
+    x = ms.Tensor(np.full((8, 4), np.nan, np.float32))
+    _, finite, _ = step(x, ms.Tensor(np.ones(8, np.float32)))
+    assert not bool(finite.asnumpy())
+    np.testing.assert_array_equal(net.dense.weight.asnumpy(), before)
+    assert float(step.loss_scale.asnumpy()) == 2.0
+
+
+def test_clipping_matches_mindspore_clip_by_global_norm():
+    """A step whose gradients are far above clip_norm equals unscale + ops.clip_by_global_norm +
+    the same optimizer, the form the step had before its tail was fused."""
+    x = ms.Tensor(np.random.default_rng(2).normal(size=(8, 4)).astype(np.float32))
+    y = ms.Tensor(np.full(8, 100.0, np.float32))  # a large loss: the global norm is far above 1
+    net, step = _step(loss_scale_value=1024.0)
+    step(x, y)
+
+    reference, _ = _step(loss_scale_value=1.0)
+    optimizer = build_optimizer(
+        reference.trainable_params(), learning_rates(10, dict(SETTINGS, warmup_ratio=0.0)), SETTINGS
+    )
+    gradients = ms.ops.GradOperation(get_by_list=True)(reference, optimizer.parameters)(x, y)
+    norm = np.sqrt(sum(float((g.asnumpy() ** 2).sum()) for g in gradients))
+    assert norm > 10.0
+    optimizer(ms.ops.clip_by_global_norm(gradients, 1.0))
+    for name in ("dense.weight", "dense.bias", "norm.gamma", "norm.beta"):
+        ours = dict(net.parameters_and_names())[name].asnumpy()
+        theirs = dict(reference.parameters_and_names())[name].asnumpy()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)

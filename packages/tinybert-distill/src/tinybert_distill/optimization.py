@@ -5,9 +5,13 @@ decays polynomially to `end_learning_rate` (the model zoo's BertLearningRate: Wa
 PolynomialDecayLR over all steps). LayerNorm parameters and biases get no weight decay.
 
 `TrainStep` is one optimizer step in one graph: forward, backward with a scaled loss,
-gradient all-reduce when data parallel, unscale, overflow check, global-norm clipping,
+gradient all-reduce when data parallel, overflow check, unscaling with global-norm clipping,
 update, and the dynamic loss-scale update. MindSpore's stock loss-scale cell needs a
-float-status op the CPU lacks; `ms.amp.all_finite` works on CPU, GPU and Ascend.
+float-status op the CPU lacks, so the step checks overflow itself: a gradient holding inf or
+NaN makes the global norm inf or NaN. The norm is one dot product per gradient, and unscaling
+and clipping are one multiplication by one factor: on the CPU this tail took 22 ms for the
+TinyBERT-4 student's 14.5M gradients where `all_finite`, a division by the scale and
+`ops.clip_by_global_norm` took 151 ms (docs/RESULTS.md, issue 13).
 """
 
 from __future__ import annotations
@@ -56,12 +60,23 @@ def build_optimizer(parameters, rates: np.ndarray, settings: dict) -> nn.AdamWei
     )
 
 
-_unscale = ops.MultitypeFuncGraph("unscale")
+_square_sum = ops.MultitypeFuncGraph("square_sum")
 
 
-@_unscale.register("Tensor", "Tensor")
-def _unscale_gradient(scale, gradient):
-    return gradient / ops.cast(scale, gradient.dtype)
+@_square_sum.register("Tensor")
+def _square_sum_of(gradient):
+    # the flat tensor's dot product with itself: one BLAS pass (ReduceSum of Square is two
+    # passes and about 4x slower on the CPU)
+    flat = ops.cast(gradient.reshape(-1), ms.float32)
+    return ops.tensor_dot(flat, flat, 1)
+
+
+_rescale = ops.MultitypeFuncGraph("rescale")
+
+
+@_rescale.register("Tensor", "Tensor")
+def _rescale_gradient(factor, gradient):
+    return gradient * ops.cast(factor, gradient.dtype)
 
 
 class TrainStep(nn.Cell):
@@ -109,10 +124,13 @@ class TrainStep(nn.Cell):
         scale = self.loss_scale * 1.0
         gradients = self.grad(self.loss_net, self.weights)(*inputs, scale)
         gradients = self.reduce(gradients)
-        gradients = self.hyper_map(ops.partial(_unscale, scale), gradients)
-        finite = ms.amp.all_finite(gradients)
+        # the global norm of the unscaled gradients; inf or NaN when any gradient overflowed
+        norm = ops.sqrt(ops.addn(self.hyper_map(_square_sum, gradients))) / scale
+        finite = ops.isfinite(norm)
         if finite:
-            gradients = ops.clip_by_global_norm(gradients, self.clip_norm)
+            # unscale, then clip to clip_norm as ops.clip_by_global_norm does, in one multiply
+            factor = self.clip_norm / ops.maximum(norm, self.clip_norm) / scale
+            gradients = self.hyper_map(ops.partial(_rescale, factor), gradients)
             loss = ops.depend(loss, self.optimizer(gradients))
             count = self.finite_steps + 1
             grow = count >= self.scale_window
