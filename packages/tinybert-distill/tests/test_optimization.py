@@ -119,15 +119,14 @@ def test_clipping_matches_mindspore_clip_by_global_norm():
     net, step = _step(loss_scale_value=1024.0)
     step(x, y)
 
-    reference, _ = _step(loss_scale_value=1.0)
-    optimizer = build_optimizer(
-        reference.trainable_params(), learning_rates(10, dict(SETTINGS, warmup_ratio=0.0)), SETTINGS
-    )
+    reference, reference_step = _step(loss_scale_value=1.0)  # its optimizer, used directly
+    optimizer = reference_step.optimizer
     gradients = ms.ops.GradOperation(get_by_list=True)(reference, optimizer.parameters)(x, y)
     norm = np.sqrt(sum(float((g.asnumpy() ** 2).sum()) for g in gradients))
     assert norm > 10.0
     optimizer(ms.ops.clip_by_global_norm(gradients, 1.0))
+    ours, theirs = dict(net.parameters_and_names()), dict(reference.parameters_and_names())
     for name in ("dense.weight", "dense.bias", "norm.gamma", "norm.beta"):
-        ours = dict(net.parameters_and_names())[name].asnumpy()
-        theirs = dict(reference.parameters_and_names())[name].asnumpy()
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            ours[name].asnumpy(), theirs[name].asnumpy(), rtol=1e-5, atol=1e-7
+        )
