@@ -14,6 +14,11 @@
 4. The training step's tail, ours against the form it had before (MindSpore's stock
    `all_finite`, a division by the loss scale and `ops.clip_by_global_norm`): whole phase-2
    steps of the 4 x 312 student, batch 32 x 16, alternating.
+5. Phase 1 handing its teacher logits to phase 2 (`handoff`): the bucketed phase-1 step with
+   and without returning the teacher's logits, alternating; then phase 2's figure with that
+   handoff instead of its own teacher pass: the student steps, the phase-1 step's extra cost
+   for the recipe's 2 phase-1 epochs, and the pass over the rows phase 1's one epoch leaves
+   out, all charged to one phase-2 epoch.
 
 Speeds are measured on a sample of steps spread evenly over the real epoch order (the same step
 indices for every variant), after one untimed step per input shape (the graph compiles). Each
@@ -93,7 +98,7 @@ def timed_steps(step, batches, make_inputs) -> list:
     for rows in batches:
         inputs = make_inputs(rows)
         started = time.perf_counter()
-        step(*inputs)[0].asnumpy()
+        [output.asnumpy() for output in step(*inputs)]  # all of them, as the trainer reads
         times.append(time.perf_counter() - started)
     return times
 
@@ -130,7 +135,13 @@ def mindspore_task(kind: str, bucketed: bool, steps: int, data_dir: str, teacher
         )
         trained = student
         if kind.startswith("td_phase1"):
-            loss = DistillationLoss(teacher, student, TASK_HIDDEN_MAP, TASK_ATTENTION_MAP)
+            loss = DistillationLoss(
+                teacher,
+                student,
+                TASK_HIDDEN_MAP,
+                TASK_ATTENTION_MAP,
+                keep_teacher_logits=kind == "td_phase1_keep_logits",
+            )
         elif bucketed:  # phase 2 as tinybert-td runs it: on cached teacher logits
             rows = sorted({int(r) for b in batches for r in b})
             predict(teacher, data, rows, BATCH, True)  # compiles one graph per bucket
@@ -522,6 +533,10 @@ def plot(results: dict, path: Path) -> None:
         labels.append("GD step\nPyTorch time / ours")
         values.append(results["gd"]["torch"]["step"] / results["gd"]["ours"]["step"])
         targets.append(1)
+    if "handoff" in results:
+        labels.append("td_phase2, logits\nfrom phase 1 / fixed")
+        values.append(results["handoff"]["speedup"])
+        targets.append(5)
     if "step_tail" in results:
         labels.append("phase-2 step\nstock tail / ours")
         values.append(results["step_tail"]["speedup"])
@@ -595,7 +610,54 @@ def torch_row(args, data_dir: str, ours: float) -> dict:
     }
 
 
-PARTS = ("td_phase1", "torch", "td_phase2", "finetune", "gelu_tanh", "gd", "step_tail")
+def handoff_row(args, data_dir: str, teacher: str, phase2: dict) -> dict:
+    """Phase 1's step with and without returning the teacher's logits; phase 2's figure on
+    the handed logits (`phase2`: the td_phase2 row of this run)."""
+    import numpy as np
+
+    from tinybert_distill.data import bucketed_order, load_dataset
+
+    times = {"td_phase1": [], "td_phase1_keep_logits": []}
+    for _ in range(args.rounds):
+        for kind in times:
+            times[kind] += measure("ms-task", kind, 1, args.steps, data_dir, teacher)["times"]
+    extra_per_row = (
+        statistics.mean(times["td_phase1_keep_logits"]) - statistics.mean(times["td_phase1"])
+    ) / BATCH
+    data = load_dataset(data_dir)
+    per_epoch = data.num_rows // BATCH
+    trained = bucketed_order(data.lengths, BATCH, SEED, 0)[: per_epoch * BATCH]
+    left_out = 1 - len(np.unique(trained)) / data.num_rows
+    seconds = statistics.mean(phase2["buckets_step_s"]) / BATCH
+    seconds += 2 * max(extra_per_row, 0.0) + left_out * phase2["cache_seconds_per_row"]
+    speedup = (1 / seconds) / phase2["fixed_examples_s"]
+    print(
+        f"handoff    phase-1 step {statistics.mean(times['td_phase1']):.3f} s, "
+        f"returning logits {statistics.mean(times['td_phase1_keep_logits']):.3f} s; "
+        f"{left_out:.2%} of rows left to phase 2's pass; "
+        f"phase 2 {1 / seconds:.1f} ex/s, {speedup:.2f}x fixed",
+        flush=True,
+    )
+    return {
+        "phase1_step_s": times["td_phase1"],
+        "phase1_keep_logits_step_s": times["td_phase1_keep_logits"],
+        "extra_seconds_per_row": extra_per_row,
+        "rows_left_out": left_out,
+        "phase2_examples_s": 1 / seconds,
+        "speedup": speedup,
+    }
+
+
+PARTS = (
+    "td_phase1",
+    "torch",
+    "td_phase2",
+    "handoff",
+    "finetune",
+    "gelu_tanh",
+    "gd",
+    "step_tail",
+)
 
 
 def main() -> None:
@@ -636,6 +698,8 @@ def main() -> None:
             print(f"td_phase1, student gelu_tanh: {speed:.1f} ex/s, {ratio:.2f}x", flush=True)
         elif part == "step_tail":
             results["step_tail"] = step_tail_row(args)
+        elif part == "handoff" and "td_phase2" in results:
+            results["handoff"] = handoff_row(args, data_dir, teacher, results["td_phase2"])
         elif part == "gd":
             ours_gd, theirs_gd = measure("ms-gd", args.gd_steps), measure("torch-gd", args.gd_steps)
             results["gd"] = {"ours": ours_gd, "torch": theirs_gd}

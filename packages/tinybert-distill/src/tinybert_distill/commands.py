@@ -45,7 +45,7 @@ from .students import (
     teacher_layers_config,
     with_task,
 )
-from .teacher_outputs import CACHE_FILE, teacher_logits
+from .teacher_outputs import CACHE_FILE, PhaseLogits, teacher_logits
 from .trainer import Evaluation, Phase, Run, phase_rows, run_phase, set_seed
 
 log = logging.getLogger("tinybert_distill")
@@ -237,20 +237,6 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
     )
     max_steps = int(config["train_steps"])
     run.model_extra = checkpoint_extras(train)
-    if not skip_phase1:
-        phase1 = Phase(
-            "td_phase1",
-            DistillationLoss(teacher, student, matches=phase1_matches),
-            student,
-            LABELLED_COLUMNS,
-            epochs=int(config["td_phase1_epoch_size"]),
-            max_steps=max_steps,
-            **phase_settings(config["phase1_cfg"]),
-        )
-        run_phase(phase1, train, run)
-        if run.is_main:
-            save_checkpoint(student, run.output_dir / "td_phase1.ckpt", run.model_extra)
-
     # Phase 2 learns from the teacher's logits, computed once per row (teacher_outputs.py);
     # regression learns from the labels and needs none.
     phase2_matches = task_phase2_matches(config, task_type)
@@ -264,7 +250,35 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         max_steps=max_steps,
         **phase_settings(config["phase2_cfg"]),
     )
-    if needs_logits and phase2.epochs > 0:
+    needs_logits = needs_logits and phase2.epochs > 0
+    # phase 1 runs the same teacher on the same rows: it keeps their logits for phase 2
+    # (a sunk step hands nothing back per step)
+    phase1_logits = (
+        PhaseLogits(train.num_rows, train.seq_length)
+        if needs_logits and not skip_phase1 and not run.data_sink
+        else None
+    )
+    if not skip_phase1:
+        phase1 = Phase(
+            "td_phase1",
+            DistillationLoss(
+                teacher,
+                student,
+                matches=phase1_matches,
+                keep_teacher_logits=phase1_logits is not None,
+            ),
+            student,
+            LABELLED_COLUMNS,
+            epochs=int(config["td_phase1_epoch_size"]),
+            max_steps=max_steps,
+            keep_outputs=phase1_logits,
+            **phase_settings(config["phase1_cfg"]),
+        )
+        run_phase(phase1, train, run)
+        if run.is_main:
+            save_checkpoint(student, run.output_dir / "td_phase1.ckpt", run.model_extra)
+
+    if needs_logits:
         # a teacher that returns its logits alone: it keeps no layer's outputs per batch
         logits_teacher = teacher if skip_phase1 else load_teacher(teacher_path)
         phase2.cached["teacher_logits"] = teacher_logits(
@@ -276,6 +290,7 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
             batch_size=int(config["eval_cfg"]["batch_size"]),
             length_buckets=run.length_buckets,
             write=run.is_main,
+            known=phase1_logits,
         )
     evaluation = (
         evaluation_for(config, evaluation_data, run.output_dir / "best.ckpt")

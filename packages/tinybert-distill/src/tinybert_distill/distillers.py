@@ -46,13 +46,26 @@ class DistillationLoss(nn.Cell):
         student: a `tinybert_model.TinyBertStudent` (hidden states fitted to the teacher's).
         matches: a list of `matches.Match`.
 
+        keep_teacher_logits: also return the teacher's logits, `(loss, teacher_logits)`:
+            phase 1 hands them to phase 2, which then needs no teacher pass of its own
+            (teacher_outputs.py). `extra_outputs` says how many outputs follow the loss.
+
     0.1's form, `DistillationLoss(teacher, student, hidden_map, attention_map, layers=True,
     prediction=False, task_type=..., temperature=..., attention_weight=..., ...)`, still
     works: it builds its list with `matches.tinybert_matches`.
     """
 
-    def __init__(self, teacher, student, *layer_maps, matches=None, **tinybert_keywords):
+    def __init__(
+        self,
+        teacher,
+        student,
+        *layer_maps,
+        matches=None,
+        keep_teacher_logits=False,
+        **tinybert_keywords,
+    ):
         super().__init__()
+        self.extra_outputs = 1 if keep_teacher_logits else 0
         if layer_maps:
             matches = tinybert_matches(*layer_maps, **tinybert_keywords)
         elif matches is None or tinybert_keywords:
@@ -81,6 +94,8 @@ class DistillationLoss(nn.Cell):
             loss += weight * loss_function(
                 student_value, teacher_value, input_mask, label_ids, temperature
             )
+        if self.extra_outputs:
+            return loss, ops.stop_gradient(feature_of(teacher_outputs, "logits"))
         return loss
 
 

@@ -80,7 +80,11 @@ def _rescale_gradient(factor, gradient):
 
 
 class TrainStep(nn.Cell):
-    """One training step; returns (loss, finite, loss_scale).
+    """One training step; returns (loss, finite, loss_scale, *extras).
+
+    A loss network with `extra_outputs = n` returns `(loss, x_1, .., x_n)`: outputs it
+    computes anyway that are not trained on (phase 1's teacher logits); the step passes them
+    through as `extras`.
 
     Dynamic loss scaling as the zoo configures it: on overflow the step is skipped and the
     scale divided by `scale_factor` (not below 1); after `scale_window` finite steps in a
@@ -110,6 +114,7 @@ class TrainStep(nn.Cell):
         self.scale_factor = float(scale_factor)
         self.scale_window = int(scale_window)
         self.clip_norm = float(clip_norm)
+        self.extra_outputs = int(getattr(loss_net, "extra_outputs", 0))
         self.hyper_map = ops.HyperMap()
         self.reduce = ops.identity
         if data_parallel:
@@ -120,9 +125,15 @@ class TrainStep(nn.Cell):
             )
 
     def construct(self, *inputs):
-        loss = self.loss_net(*inputs)
+        outputs = self.loss_net(*inputs)
         scale = self.loss_scale * 1.0
-        gradients = self.grad(self.loss_net, self.weights)(*inputs, scale)
+        if self.extra_outputs:
+            # the sensitivity mirrors the outputs: the extras carry no gradient
+            loss, extras = outputs[0], outputs[1:]
+            sens = (scale,) + self.hyper_map(ops.zeros_like, extras)
+        else:
+            loss, extras, sens = outputs, (), scale
+        gradients = self.grad(self.loss_net, self.weights)(*inputs, sens)
         gradients = self.reduce(gradients)
         # the global norm of the unscaled gradients; inf or NaN when any gradient overflowed
         norm = ops.sqrt(ops.addn(self.hyper_map(_square_sum, gradients))) / scale
@@ -139,4 +150,4 @@ class TrainStep(nn.Cell):
         else:
             ops.assign(self.loss_scale, ops.maximum(scale / self.scale_factor, 1.0))
             ops.assign(self.finite_steps, self.finite_steps * 0)
-        return loss, finite, scale
+        return (loss, finite, scale) + extras

@@ -6,6 +6,10 @@ run as `teacher_logits.npz`: the logits of every row (per token for tagging), wh
 done, and fingerprints of the records and of the teacher checkpoint they came from. Phase 2
 then runs the student alone. A resumed run reuses the file; one whose records or teacher
 changed is refused, because its phase 2 would learn from another teacher.
+
+Phase 1 runs the same frozen teacher, in inference mode, on the same rows: `PhaseLogits`
+keeps the logits it computes on the way, and phase 2's pass only computes the rows phase 1
+did not see (the rows an epoch's last partial batch drops, or those before a resume).
 """
 
 from __future__ import annotations
@@ -43,6 +47,25 @@ def file_fingerprint(path) -> str:
     return digest.hexdigest()
 
 
+class PhaseLogits:
+    """The teacher logits of the rows a phase trained on, by row: a `Phase.keep_outputs`
+    for a loss network built with `keep_teacher_logits=True`."""
+
+    def __init__(self, num_rows: int, seq_length: int):
+        self.num_rows, self.seq_length = num_rows, seq_length
+        self.logits = None
+        self.done = np.zeros(num_rows, dtype=bool)
+
+    def __call__(self, rows: np.ndarray, extras: list) -> None:
+        (logits,) = extras
+        if self.logits is None:
+            # per-token logits are kept at seq_length, 0 beyond the batch's bucket (as predict)
+            shape = (self.seq_length, *logits.shape[2:]) if logits.ndim == 3 else logits.shape[1:]
+            self.logits = np.zeros((self.num_rows, *shape), np.float32)
+        self.logits[rows, : logits.shape[1]] = logits
+        self.done[rows] = True
+
+
 def teacher_logits(
     teacher,
     teacher_path,
@@ -52,11 +75,13 @@ def teacher_logits(
     batch_size: int = 32,
     length_buckets: bool = True,
     write: bool = True,
+    known: PhaseLogits | None = None,
 ) -> np.ndarray:
     """The teacher's logits for every row of `data` (rows not in `rows` may be left at 0).
 
     Reads `cache` if it exists (refusing one made from other records or another teacher),
-    computes the rows of `rows` it lacks, and rewrites it atomically when `write` (worker 0).
+    takes the rows it lacks from `known` (phase 1's, of the same teacher and records), computes
+    the rest of `rows`, and rewrites it atomically when `write` (worker 0).
     """
     source = {
         "records": str(data.path),
@@ -69,6 +94,15 @@ def teacher_logits(
         logits, done = _read(cache, source, data.num_rows)
     wanted = np.unique(np.asarray(rows, dtype=np.int64))
     missing = wanted[~done[wanted]]
+    added = 0
+    if known is not None and known.done[missing].any():
+        handed = missing[known.done[missing]]
+        log.info("teacher logits: %d rows from phase 1", len(handed))
+        if logits is None:
+            logits = np.zeros_like(known.logits)
+        logits[handed] = known.logits[handed]
+        done[handed] = True
+        missing, added = missing[~known.done[missing]], len(handed)
     if len(missing):
         log.info(
             "teacher logits: computing %d rows (%d cached) into %s",
@@ -81,10 +115,11 @@ def teacher_logits(
             logits = np.zeros((data.num_rows, *new.shape[1:]), np.float32)
         logits[missing] = new
         done[missing] = True
-        if write:
-            _write(cache, logits, done, source)
-    else:
+        added += len(missing)
+    if not added:
         log.info("teacher logits: all %d rows from %s", len(wanted), cache)
+    elif write:
+        _write(cache, logits, done, source)
     return logits
 
 

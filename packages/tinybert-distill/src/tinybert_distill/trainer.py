@@ -67,6 +67,9 @@ class Phase:
     scale_window: int = 1000
     max_steps: int = -1  # stop early (train_steps); -1: all epochs
     cached: dict = field(default_factory=dict)  # name -> array by row, e.g. teacher_logits
+    # called after each step with this worker's rows and the loss network's extra outputs
+    # (numpy), e.g. teacher_outputs.PhaseLogits; host-fed steps only (not with data_sink)
+    keep_outputs: Callable | None = None
 
 
 @dataclass
@@ -149,6 +152,9 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
         unit="step",
     )
     batch_of = StepBatches(phase, data, run, fixed_shape=run.data_sink)
+    keep_outputs = phase.keep_outputs if not run.data_sink else None
+    if keep_outputs is not None:
+        rows_of = StepBatches(phase, data, run)  # the main thread's own: batch_of reads ahead
     if run.data_sink:
         log.info(
             "%s: data sink, %d steps per sink, every batch padded to seq_length %d",
@@ -175,6 +181,8 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
                 outputs[2].asnumpy().item(),
             )
             count, step = done - step, done
+            if keep_outputs is not None:
+                keep_outputs(rows_of.rows(done - 1), [x.asnumpy() for x in outputs[3:]])
             speed = (done - start) * global_batch / (time.perf_counter() - started)
             rate = float(rates[done - 1])
             epoch = (done - 1) // per_epoch
@@ -234,11 +242,30 @@ class StepBatches:
 
     def __call__(self, step: int) -> list:
         epoch, step_in_epoch = divmod(step, self.per_epoch)
+        return step_inputs(
+            self.phase,
+            self.data,
+            self.run,
+            self._order_of(epoch),
+            step_in_epoch,
+            cut=not self.fixed_shape,
+        )
+
+    def rows(self, step: int) -> np.ndarray:
+        """This worker's rows of `step`, in the order its arrays hold them."""
+        epoch, step_in_epoch = divmod(step, self.per_epoch)
+        return batch_rows(
+            self._order_of(epoch),
+            step_in_epoch,
+            self.phase.batch_size,
+            self.run.rank,
+            self.run.world_size,
+        )
+
+    def _order_of(self, epoch: int):
         if epoch != self._epoch:
             self._epoch, self._order = epoch, _order(self.data, self.run, self.global_batch, epoch)
-        return step_inputs(
-            self.phase, self.data, self.run, self._order, step_in_epoch, cut=not self.fixed_shape
-        )
+        return self._order
 
 
 class HostFeed:
