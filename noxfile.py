@@ -106,7 +106,7 @@ def parity(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job on the bundled data: teacher, distillation, export, evaluation (~12 min).
+    """The main job on the bundled data: teacher, distillation, export, evaluation (12-20 min).
 
     `nox -s demo -- --config my_demo.yaml` runs it with your own settings (see demo/demo.yaml).
     """

@@ -392,11 +392,12 @@ def speed(folder: Path, vocab: Path, args) -> None:
         )
     plot(figures, Path(args.plot))
     print(f"wrote {args.plot}")
-    latency = predict_latency(ours, args.repeats)
-    print(
-        f"tinybert-predict Python API, one sentence ({latency['path']}): "
-        f"p50 {latency['p50'] * 1000:.2f} ms, p99 {latency['p99'] * 1000:.2f} ms"
-    )
+    for model in (ours, folder / "dynamic.onnx"):  # the fp32 and the int8 file, --runtime auto
+        latency = predict_latency(model, args.repeats)
+        print(
+            f"tinybert-predict Python API, one sentence, {model.name} ({latency['path']}): "
+            f"p50 {latency['p50'] * 1000:.2f} ms, p99 {latency['p99'] * 1000:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

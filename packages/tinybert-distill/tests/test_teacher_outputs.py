@@ -110,3 +110,43 @@ def test_phase1_hands_its_teacher_logits_to_phase2(tmp_path, finetuned_tiny, sst
     data = load_dataset(sst2_train)
     fresh = teacher_logits(teacher, finetuned_tiny, data, np.flatnonzero(done), tmp_path / "x.npz")
     np.testing.assert_allclose(logits[done], fresh[done], atol=1e-5, rtol=0)
+
+
+def test_a_phase1_run_leaves_its_logits_to_a_later_phase2_run(
+    tmp_path, finetuned_tiny, sst2_train, sst2_dev
+):
+    # as the demo runs them: phase 1 alone, then phase 2 from its td_phase1.ckpt
+    td1, td = tmp_path / "td1", tmp_path / "td"
+    phase1 = six_steps(finetuned_tiny, sst2_train, sst2_dev, td1, phase2_batch=16)
+    assert task_distill([*phase1, "--td_phase2_epoch_size", "0"]) == 0
+    with np.load(td1 / CACHE_FILE) as stored:
+        assert stored["done"].sum() == 6 * 16
+    phase2 = six_steps(finetuned_tiny, sst2_train, sst2_dev, td, phase2_batch=32)
+    phase2 = [a for a in phase2 if a not in ("--init_student_from_teacher_layers", "[0]")]
+    assert task_distill([*phase2, "--load_td1_ckpt_path", str(td1 / "td_phase1.ckpt")]) == 0
+    log = (td / "log.txt").read_text()
+    reused = int(log.split("teacher logits: ")[1].split()[0])
+    assert f"rows from {td1 / CACHE_FILE}" in log and 0 < reused <= 96
+    assert f"teacher logits: computing {192 - reused} rows" in log
+    with np.load(td / CACHE_FILE) as stored:
+        logits, done = stored["logits"], stored["done"]
+    fresh = teacher_logits(
+        load_model(finetuned_tiny),
+        finetuned_tiny,
+        load_dataset(sst2_train),
+        np.flatnonzero(done),
+        tmp_path / "x.npz",
+    )
+    np.testing.assert_allclose(logits[done], fresh[done], atol=1e-5, rtol=0)
+
+    # phase 2 from that checkpoint with another teacher starts afresh instead of failing
+    other = tmp_path / "other.ckpt"
+    teacher = load_model(finetuned_tiny)
+    for parameter in teacher.get_parameters():
+        parameter.set_data(parameter + 0.1)
+    save_checkpoint(teacher, other)
+    again = [a if a != str(finetuned_tiny) else str(other) for a in phase2]
+    again = [a if a != str(td) else str(tmp_path / "td_other") for a in again]
+    assert task_distill([*again, "--load_td1_ckpt_path", str(td1 / "td_phase1.ckpt")]) == 0
+    log = (tmp_path / "td_other" / "log.txt").read_text()
+    assert "not reusing" in log and "teacher logits: computing 192 rows (0 cached)" in log

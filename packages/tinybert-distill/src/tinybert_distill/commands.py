@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import mindspore as ms
+import numpy as np
 
 from tinybert_core import LABELLED_COLUMNS, TEXT_COLUMNS
 from tinybert_model import (
@@ -250,14 +251,15 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         max_steps=max_steps,
         **phase_settings(config["phase2_cfg"]),
     )
-    needs_logits = needs_logits and phase2.epochs > 0
-    # phase 1 runs the same teacher on the same rows: it keeps their logits for phase 2
-    # (a sunk step hands nothing back per step)
+    # phase 1 runs the same teacher on the same rows: it keeps their logits for phase 2, in
+    # this run or (written beside td_phase1.ckpt) in a later one started from that checkpoint;
+    # a sunk step hands nothing back per step
     phase1_logits = (
         PhaseLogits(train.num_rows, train.seq_length)
         if needs_logits and not skip_phase1 and not run.data_sink
         else None
     )
+    needs_logits = needs_logits and phase2.epochs > 0
     if not skip_phase1:
         phase1 = Phase(
             "td_phase1",
@@ -277,6 +279,16 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         run_phase(phase1, train, run)
         if run.is_main:
             save_checkpoint(student, run.output_dir / "td_phase1.ckpt", run.model_extra)
+        if phase1_logits is not None and phase1_logits.done.any() and not needs_logits:
+            teacher_logits(  # phase 1 alone: written for a phase-2 run from td_phase1.ckpt
+                teacher,
+                teacher_path,
+                train,
+                np.flatnonzero(phase1_logits.done),
+                run.output_dir / CACHE_FILE,
+                write=run.is_main,
+                known=phase1_logits,
+            )
 
     if needs_logits:
         # a teacher that returns its logits alone: it keeps no layer's outputs per batch
@@ -291,6 +303,7 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
             length_buckets=run.length_buckets,
             write=run.is_main,
             known=phase1_logits,
+            earlier=Path(config["load_td1_ckpt_path"]).parent / CACHE_FILE if skip_phase1 else None,
         )
     evaluation = (
         evaluation_for(config, evaluation_data, run.output_dir / "best.ckpt")

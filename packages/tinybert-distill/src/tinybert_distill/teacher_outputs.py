@@ -9,7 +9,9 @@ changed is refused, because its phase 2 would learn from another teacher.
 
 Phase 1 runs the same frozen teacher, in inference mode, on the same rows: `PhaseLogits`
 keeps the logits it computes on the way, and phase 2's pass only computes the rows phase 1
-did not see (the rows an epoch's last partial batch drops, or those before a resume).
+did not see (the rows an epoch's last partial batch drops, or those before a resume). A run
+of phase 1 alone (`td_phase2_epoch_size 0`) writes them beside its td_phase1.ckpt, and a
+phase-2 run started from that checkpoint (`load_td1_ckpt_path`) begins from that file.
 """
 
 from __future__ import annotations
@@ -76,12 +78,15 @@ def teacher_logits(
     length_buckets: bool = True,
     write: bool = True,
     known: PhaseLogits | None = None,
+    earlier: Path | None = None,
 ) -> np.ndarray:
     """The teacher's logits for every row of `data` (rows not in `rows` may be left at 0).
 
-    Reads `cache` if it exists (refusing one made from other records or another teacher),
-    takes the rows it lacks from `known` (phase 1's, of the same teacher and records), computes
-    the rest of `rows`, and rewrites it atomically when `write` (worker 0).
+    Reads `cache` if it exists (refusing one made from other records or another teacher);
+    without it, starts from `earlier` (the file a phase-1 run wrote beside td_phase1.ckpt) if
+    that was made from the same records and teacher. Takes the rows it still lacks from `known`
+    (phase 1's of this run), computes the rest of `rows`, and rewrites `cache` atomically when
+    `write` (worker 0).
     """
     source = {
         "records": str(data.path),
@@ -90,11 +95,18 @@ def teacher_logits(
         "teacher_sha256": file_fingerprint(teacher_path),
     }
     logits, done = None, np.zeros(data.num_rows, dtype=bool)
+    wanted = np.unique(np.asarray(rows, dtype=np.int64))
+    added = 0
     if cache.is_file():
         logits, done = _read(cache, source, data.num_rows)
-    wanted = np.unique(np.asarray(rows, dtype=np.int64))
+    elif earlier is not None and earlier.is_file():
+        try:
+            logits, done = _read(earlier, source, data.num_rows)
+            added = int(done[wanted].sum())
+            log.info("teacher logits: %d rows from %s", added, earlier)
+        except DataError as error:  # another teacher or records: a fresh start, not an error
+            log.info("teacher logits: not reusing %s (%s)", earlier, error)
     missing = wanted[~done[wanted]]
-    added = 0
     if known is not None and known.done[missing].any():
         handed = missing[known.done[missing]]
         log.info("teacher logits: %d rows from phase 1", len(handed))
