@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from tinybert_data import BertTokenizer
+from tinybert_data import BertTokenizer, vocab_tokens
 from tinybert_data.tokenization import truncated_lengths
 
 
@@ -110,3 +110,12 @@ def test_vocab_without_special_tokens_is_rejected(tmp_path):
     vocab.write_text("[PAD]\nhello\n")
     with pytest.raises(ValueError, match=r"\[UNK\]"):
         BertTokenizer.from_vocab(vocab)
+
+
+def test_vocab_tokens_split_only_at_newlines(chinese_vocab, chinese):
+    """bert-base-chinese's vocabulary holds U+2028 (id 343), where str.splitlines() also breaks."""
+    text = chinese_vocab.read_text(encoding="utf-8")
+    tokens = vocab_tokens(text)
+    assert len(tokens) == chinese.vocab_size == 21128 != len(text.splitlines())
+    assert text.split("\n")[343] == "\u2028" and tokens[343] == ""  # whitespace, trimmed
+    assert vocab_tokens("\ufeff[PAD]\nthe  \n") == ["[PAD]", "the"]  # BOM and trailing blanks

@@ -125,6 +125,21 @@ def test_a_vocabulary_that_is_not_the_models_own_is_refused(self_describing, tmp
     assert predict(["--model", str(self_describing), "--vocab", str(VOCAB), "text"]) == 0
 
 
+def test_a_vocabulary_holding_a_line_separator_character_exports(tmp_path, capsys):
+    """bert-base-chinese's vocabulary has U+2028 as a token (id 343): only "\\n" ends a
+    vocabulary line, so the model's 21,128 tokens are not miscounted as 21,130."""
+    tokens = VOCAB.read_text(encoding="utf-8").split("\n")[:-1]
+    tokens[-1] = "\u2028"  # a whole-token line, as in the Chinese vocabulary
+    vocab_text = "\n".join(tokens) + "\n"
+    checkpoint = trained_style_checkpoint(tmp_path / "best.ckpt", vocab_text=vocab_text)
+    model = OnnxModel(export(checkpoint, None, tmp_path / "student", "ONNX"))
+    assert model.tokenizer(None).vocab_size == len(tokens) == model.vocab_size
+    given = tmp_path / "vocab.txt"
+    given.write_text(vocab_text, encoding="utf-8")
+    assert predict(["--model", str(model.path), "--vocab", str(given), "a fine film"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] in ("0", "1")
+
+
 def test_task_name_contradicting_the_checkpoint_is_refused(tmp_path, capsys):
     checkpoint = trained_style_checkpoint(tmp_path / "best.ckpt")
     code = main(

@@ -12,7 +12,9 @@ from conftest import ENGLISH_VOCAB, SHARED_DATA, distill_config, tiny_config, wr
 from tinybert_data import BertTokenizer
 from tinybert_distill import fine_tune
 from tinybert_distill.data import (
-    BUCKET_STEP,
+    BUCKET_LENGTHS,
+    BUCKET_LENGTHS_OF_16,
+    BUCKET_WINDOW,
     bucket_length,
     bucketed_order,
     epoch_order,
@@ -65,10 +67,34 @@ def test_buckets_cut_padding_against_fixed_batches(sst2_64):
     assert tokens_bucketed < 0.6 * 64 * len(bucketed)  # against the zoo's fixed padding
     for batch in bucketed:
         length = bucket_length(lengths[batch].max(), 64)
-        assert length % BUCKET_STEP == 0 and lengths[batch].max() <= length <= 64
+        assert length in BUCKET_LENGTHS and lengths[batch].max() <= length <= 64
     # the batch order is shuffled: lengths do not rise through the epoch
     longest = [lengths[b].max() for b in bucketed]
     assert longest != sorted(longest)
+
+
+def test_a_batch_is_cut_to_the_smallest_bucket_that_holds_it():
+    assert [bucket_length(n, 64) for n in (1, 8, 9, 17, 25, 33, 49, 64)] == [
+        8, 8, 16, 24, 32, 48, 64, 64
+    ]  # fmt: skip
+    assert bucket_length(50, 50) == 50 and bucket_length(600, 1024) == 1024
+    assert [bucket_length(n, 64, BUCKET_LENGTHS_OF_16) for n in (1, 16, 17, 49)] == [16, 16, 32, 64]
+
+
+def test_runs_begun_with_buckets_of_16_keep_their_order(sst2_64):
+    """With BUCKET_LENGTHS_OF_16 the order is the one tinybert-distill gave before the finer
+    buckets (written out here the way it was computed then), so such runs resume exactly."""
+    lengths, batch = sst2_64.lengths, 32
+    steps = len(lengths) // batch
+    before = epoch_order(len(lengths), 5, 2)[: steps * batch]
+    window = BUCKET_WINDOW * batch
+    for start in range(0, len(before), window):
+        part = before[start : start + window]
+        before[start : start + window] = part[np.argsort(-(-lengths[part] // 16), kind="stable")]
+    before = before.reshape(steps, batch)[np.random.default_rng([5, 2, 1]).permutation(steps)]
+    order = bucketed_order(lengths, batch, seed=5, epoch=2, ladder=BUCKET_LENGTHS_OF_16)
+    np.testing.assert_array_equal(order, before.reshape(-1))
+    assert not np.array_equal(order, bucketed_order(lengths, batch, seed=5, epoch=2))
 
 
 def test_workers_split_each_global_batch_at_its_bucket(sst2_64):

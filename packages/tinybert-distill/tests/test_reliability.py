@@ -2,6 +2,7 @@
 refused, bad numbers and teachers are refused before anything is built, and every failure
 is one line (also in log.txt)."""
 
+import json
 import shutil
 import subprocess
 
@@ -13,8 +14,9 @@ from conftest import ENGLISH_VOCAB, SHARED_DATA, console_script, tiny_config, wr
 from tinybert_data import BertTokenizer
 from tinybert_distill import runs
 from tinybert_distill.cli import finetune, general_distill, task_distill
+from tinybert_distill.data import BUCKET_LENGTHS, BUCKET_LENGTHS_OF_16
 from tinybert_distill.launch import main as launch
-from tinybert_distill.runs import digest, run_identity, trainer_state
+from tinybert_distill.runs import TRAINER_STATE, bucket_lengths, digest, run_identity, trainer_state
 from tinybert_distill.trainer import Run, _checkpoints
 from tinybert_model import BertForSequenceClassification, read_checkpoint, save_checkpoint
 from tinybert_model.checkpoint import write_checkpoint
@@ -392,6 +394,39 @@ def test_resume_accepts_checkpoints_that_hashed_large_inputs_whole(
 
     assert finetune([*args, "--common_cfg.batch_size", "8"]) == 1
     assert "common_cfg.batch_size 16 -> 8" in capsys.readouterr().err
+
+
+def test_resume_keeps_the_bucket_lengths_a_run_began_with(
+    tmp_path, finished_run, pretrained_tiny, sst2_train, capsys
+):
+    """Checkpoints written before the finer bucket lengths carry an identity without them; the
+    run resumes under it, padding to multiples of 16 as it began, and a real change is still
+    refused, named alone."""
+    output = tmp_path / "run"
+    shutil.copytree(finished_run, output)
+    (output / "checkpoints" / "finetune_step00000004.ckpt").unlink()  # killed after step 2
+    config = yaml.safe_load((output / "config.yaml").read_text())
+    before = run_identity(config, with_buckets=False)
+    assert "bucket_lengths" in run_identity(config)["settings"]
+    assert "bucket_lengths" not in before["settings"]
+    for path in (output / "checkpoints").glob("*.ckpt"):  # as the earlier version wrote them
+        saved = read_checkpoint(path)
+        state = {**json.loads(saved.extra[TRAINER_STATE]), "run": before}
+        write_checkpoint(path, saved.tensors, saved.config, saved.architecture,
+                         {**saved.extra, TRAINER_STATE: json.dumps(state)})  # fmt: skip
+    assert bucket_lengths(before) == BUCKET_LENGTHS_OF_16
+    assert bucket_lengths(run_identity(config)) == BUCKET_LENGTHS
+
+    args = fine_tune_args(pretrained_tiny, sst2_train, output, "--seed", "1", "--resume", "true")
+    assert finetune(args) == 0
+    assert "other settings" not in capsys.readouterr().err
+    assert (output / "checkpoints" / "finetune_step00000004.ckpt").is_file()
+    for path in (output / "checkpoints").glob("*.ckpt"):
+        assert trainer_state(path)["run"]["id"] == before["id"]
+
+    assert finetune([*args, "--common_cfg.batch_size", "8"]) == 1
+    err = capsys.readouterr().err
+    assert "common_cfg.batch_size 16 -> 8" in err and "bucket_lengths" not in err
 
 
 def test_unlabelled_records_are_refused_for_training_and_evaluation(

@@ -14,7 +14,7 @@ from tinybert_data.indexed import IndexedRecords, LoadedRecords, open_records, w
 from tinybert_data.pipeline import Summary, write_corpus_records, write_task_records
 from tinybert_data.records import RecordsWriter, load_records, read_records, validate_records
 from tinybert_data.tasks import TASKS, Example, Task, get_task
-from tinybert_data.tokenization import BertTokenizer, Encoding
+from tinybert_data.tokenization import BertTokenizer, Encoding, vocab_tokens
 
 __version__ = "0.2.0"
 
@@ -39,6 +39,7 @@ __all__ = [
     "read_records",
     "read_task_info",
     "validate_records",
+    "vocab_tokens",
     "write_corpus_records",
     "write_row_indexes",
     "write_task_records",

@@ -60,14 +60,20 @@ def truncated_lengths(len_a: np.ndarray, len_b: np.ndarray, budget: int) -> tupl
     return len_a - from_a, len_b - from_b
 
 
-def read_vocab(path: str | Path) -> dict[str, int]:
-    """token -> id of a `vocab.txt`, read as `tokenizers` reads one (only "\\n" ends a line,
-    trailing whitespace is dropped, a repeated token keeps its last id), BOM ignored."""
-    text = Path(path).read_text(encoding="utf-8-sig")
-    lines = text.split("\n")
+def vocab_tokens(text: str) -> list[str]:
+    """The tokens of a `vocab.txt`'s text in id order, read as `tokenizers` reads them: only
+    "\\n" ends a line (bert-base-chinese's vocabulary holds U+2028, at which str.splitlines()
+    also breaks), trailing whitespace is dropped, a byte-order mark is not part of the first."""
+    lines = text.removeprefix("\ufeff").split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline ending the last line
-    return {line.rstrip(): index for index, line in enumerate(lines)}
+    return [line.rstrip() for line in lines]
+
+
+def read_vocab(path: str | Path) -> dict[str, int]:
+    """token -> id of a `vocab.txt` (see vocab_tokens; a repeated token keeps its last id)."""
+    tokens = vocab_tokens(Path(path).read_text(encoding="utf-8"))
+    return {token: index for index, token in enumerate(tokens)}
 
 
 class BertTokenizer:

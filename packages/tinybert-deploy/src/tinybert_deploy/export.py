@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinybert_data import vocab_tokens
+
 from .errors import DeployError
 from .files import atomic_path
 
@@ -83,14 +85,14 @@ def model_description(
     vocab = checkpoint.extra.get("vocab")
     if vocab_path is not None:
         given = Path(vocab_path).read_text(encoding="utf-8")
-        if vocab is not None and given.splitlines() != vocab.splitlines():
+        if vocab is not None and vocab_tokens(given) != vocab_tokens(vocab):
             raise DeployError(
                 f"{vocab_path} is not the vocabulary {ckpt_file} was trained with (it carries its "
                 "own): leave out --vocab"
             )
         vocab = vocab or given
     if vocab is not None:
-        size = len(vocab.splitlines())
+        size = len(vocab_tokens(vocab))
         if size != config.vocab_size:
             raise DeployError(
                 f"the vocabulary has {size} tokens but {ckpt_file}'s embedding table has "

@@ -28,7 +28,7 @@ import numpy as np
 import onnxruntime
 
 from tinybert_core import TEXT_COLUMNS as INPUTS  # the model's inputs, in argument order
-from tinybert_data import BertTokenizer
+from tinybert_data import BertTokenizer, vocab_tokens
 from tinybert_eval import spans_from_tags
 
 from .errors import DeployError
@@ -238,8 +238,8 @@ class OnnxModel:
                 f"{self.vocab_size}: use the vocabulary the model's data was tokenized with"
             )
         if self.vocab_text is not None:
-            own = self.vocab_text.splitlines()
-            given = Path(vocab_path).read_text(encoding="utf-8").splitlines()
+            own = vocab_tokens(self.vocab_text)
+            given = vocab_tokens(Path(vocab_path).read_text(encoding="utf-8"))
             for line, (ours, theirs) in enumerate(zip(own, given), start=1):
                 if ours != theirs:
                     raise DeployError(

@@ -30,7 +30,7 @@ from .data import DataError, checkpoint_extras, load_dataset
 from .distillers import DistillationLoss, FineTuneLoss, PredictionLoss
 from .evaluation import evaluate
 from .matches import general_distillation_matches, task_phase1_matches, task_phase2_matches
-from .runs import prepare_output
+from .runs import bucket_lengths, prepare_output
 from .sink import use_sink
 from .students import (
     ModelError,
@@ -66,6 +66,7 @@ def run_settings(config: dict, rank: int, world_size: int) -> Run:
         log_every=int(config["log_every"]),
         identity=identity,
         length_buckets=bool(config.get("length_buckets", True)),
+        bucket_lengths=bucket_lengths(identity),
         data_sink=use_sink(config["enable_data_sink"], ms.get_context("device_target")),
         data_sink_steps=int(config["data_sink_steps"]),
     )

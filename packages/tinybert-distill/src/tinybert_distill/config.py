@@ -37,8 +37,8 @@ KEY_HELP = {
     "do_eval": "evaluate on eval_data_dir and keep the best checkpoint",
     "eval_step": "evaluate every N steps (0: at the end of each epoch)",
     "do_shuffle": "shuffle the rows each epoch (the order depends only on seed and epoch)",
-    "length_buckets": "pad each batch only to the smallest multiple of 16 holding its longest "
-    "row, not to seq_length (false: the zoo's fixed padding)",
+    "length_buckets": "pad each batch only to the smallest bucket length (8, 16, 24, 32, 48, "
+    "64, 96, 128, ...) holding its longest row, not to seq_length (false: the zoo's fixed padding)",
     "enable_data_sink": "GPU/Ascend: feed the device through mindspore.dataset's device queue, "
     "batches padded to seq_length (default false, the zoo's true; CPU: no effect, see the README)",
     "data_sink_steps": "with enable_data_sink: steps per sink (the loss is read back, logged "

@@ -30,6 +30,7 @@ import yaml
 from tinybert_core import TinybertError
 
 from .config import get, key_paths, validate
+from .data import BUCKET_LENGTHS, BUCKET_LENGTHS_OF_16
 
 log = logging.getLogger("tinybert_distill")
 
@@ -100,11 +101,17 @@ def settings_of(config: dict) -> dict:
     return json.loads(json.dumps(values))  # as they read back from a checkpoint
 
 
-def run_identity(config: dict, world_size: int = 1, sample_large: bool = True) -> dict:
+def run_identity(
+    config: dict, world_size: int = 1, sample_large: bool = True, with_buckets: bool = True
+) -> dict:
     """{"id", "settings", "inputs"}: what a checkpoint records of the run that wrote it.
 
-    `sample_large=False` hashes large files whole, as earlier versions did (see digest)."""
+    The identities earlier versions gave their checkpoints: `sample_large=False` hashes large
+    files whole (see digest); `with_buckets=False` leaves out the bucket lengths, which were
+    multiples of 16 then (see bucket_lengths)."""
     settings = {**settings_of(config), "world_size": world_size}
+    if with_buckets and config.get("length_buckets", True):
+        settings["bucket_lengths"] = list(BUCKET_LENGTHS)
     inputs = {
         path: (digest(get(config, path), sample_large) if get(config, path) else None)
         for path in key_paths(config)
@@ -116,6 +123,13 @@ def run_identity(config: dict, world_size: int = 1, sample_large: bool = True) -
         "settings": settings,
         "inputs": inputs,
     }
+
+
+def bucket_lengths(identity: dict | None) -> tuple:
+    """The bucket lengths a run pads its batches to: those it began with."""
+    if identity is None:
+        return BUCKET_LENGTHS
+    return tuple(identity["settings"].get("bucket_lengths", BUCKET_LENGTHS_OF_16))
 
 
 def differences(saved: dict, current: dict) -> list:
@@ -295,14 +309,22 @@ def _check_resume(output_dir: Path, identity: dict, config: dict, world_size: in
     """The identity the resumed run goes on with (refusing a folder of another run)."""
     saved = [(c.path, trainer_state(c.path)) for c in saved_checkpoints(output_dir)]
     others = [(p, s) for p, s in saved if s and "run" in s and s["run"]["id"] != identity["id"]]
-    if others and any(s["run"]["inputs"] != identity["inputs"] for _, s in others):
-        # Checkpoints written before large inputs were hashed from samples hashed them
-        # whole: if that is what they hold, they are this run's, and it goes on under theirs.
-        whole = run_identity(config, world_size, sample_large=False)
-        if whole["id"] != identity["id"] and all(s["run"]["id"] == whole["id"] for _, s in others):
-            return whole
     if others:
+        # Checkpoints of earlier versions identified their run another way (large inputs hashed
+        # whole, no bucket lengths): if one of those is what they hold, they are this run's,
+        # and it goes on under theirs (with its bucket lengths, see bucket_lengths).
+        for earlier in (
+            run_identity(config, world_size, sample_large=False),
+            run_identity(config, world_size, with_buckets=False),
+            run_identity(config, world_size, sample_large=False, with_buckets=False),
+        ):
+            if all(s["run"]["id"] == earlier["id"] for _, s in others):
+                return earlier
         path, state = others[-1]
+        if "bucket_lengths" not in state["run"].get("settings", {}):
+            identity = run_identity(
+                config, world_size, with_buckets=False
+            )  # name only real changes
         changed = differences(state["run"], identity) or ["the run's identity"]
         raise RunError(
             f"--resume true: {path.relative_to(output_dir)} was written by a run with other "
@@ -324,4 +346,5 @@ def _check_resume(output_dir: Path, identity: dict, config: dict, world_size: in
             "(config.yaml matches)",
             output_dir,
         )
+        return run_identity(config, world_size, with_buckets=False)  # and their bucket lengths
     return identity

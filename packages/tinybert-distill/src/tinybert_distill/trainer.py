@@ -33,6 +33,7 @@ from tinybert_data.prefetch import ahead
 from tinybert_model import named_parameters, read_checkpoint, save_checkpoint, write_checkpoint
 
 from .data import (
+    BUCKET_LENGTHS,
     DataError,
     Dataset,
     batch_rows,
@@ -87,6 +88,7 @@ class Run:
     log_every: int = 1  # steps between lines in log.txt
     identity: dict | None = None  # runs.run_identity: which checkpoints are this run's
     length_buckets: bool = True  # pad each batch to its length bucket, not to seq_length
+    bucket_lengths: tuple = BUCKET_LENGTHS  # runs.bucket_lengths: those the run began with
     read_ahead: bool = True  # read step n + 1's rows in a thread while step n runs
     data_sink: bool = False  # feed through mindspore.dataset (sink.py); batches at seq_length
     data_sink_steps: int = 1  # with data_sink: steps between reading the loss back
@@ -319,7 +321,9 @@ def phase_rows(phase: Phase, data: Dataset, run: Run) -> np.ndarray:
 
 def _order(data: Dataset, run: Run, global_batch: int, epoch: int):
     if run.length_buckets:
-        return bucketed_order(data.lengths, global_batch, run.seed, epoch, run.shuffle)
+        return bucketed_order(
+            data.lengths, global_batch, run.seed, epoch, run.shuffle, run.bucket_lengths
+        )
     return epoch_order(data.num_rows, run.seed, epoch, run.shuffle)
 
 
@@ -341,7 +345,7 @@ def step_inputs(
     if not (run.length_buckets and cut):
         return arrays
     global_rows = batch_rows(order, step_in_epoch, phase.batch_size * run.world_size)
-    length = bucket_length(data.lengths[global_rows].max(), data.seq_length)
+    length = bucket_length(data.lengths[global_rows].max(), data.seq_length, run.bucket_lengths)
     return trim(names, arrays, length)
 
 
