@@ -50,13 +50,16 @@ def tiny_config(vocab_size: int, **changes) -> BertConfig:
     return BertConfig.from_dict(values)
 
 
-def seeded(model, seed: int):
+def seeded(model, seed: int, std: float = 0.2, weights_only: bool = False):
     """`model` with weights drawn by numpy, one stream per parameter name: the same model on
     any machine and MindSpore version (MindSpore's initializers are not), for the loss
-    reference values in fixtures/loss_reference.json. LayerNorm scales are drawn around 1."""
+    reference values in fixtures/loss_reference.json. LayerNorm scales are drawn around 1;
+    `weights_only` leaves biases and LayerNorm as built."""
     for name, parameter in model.parameters_and_names():
+        if weights_only and ("bias" in name or name.endswith(("gamma", "beta"))):
+            continue
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        values = rng.normal(0.0, 0.2, parameter.shape) + (1.0 if name.endswith("gamma") else 0.0)
+        values = rng.normal(0.0, std, parameter.shape) + (1.0 if name.endswith("gamma") else 0.0)
         parameter.set_data(ms.Tensor(values.astype(np.float32)))
     return model
 
@@ -167,13 +170,7 @@ def finetuning_start(tmp_path_factory) -> Path:
     fine-tuning test pass or fail; at 0.1 and 10 epochs it learned for every data order tried."""
     path = tmp_path_factory.mktemp("finetuning_start") / "tiny_bert.ckpt"
     vocab_size = BertTokenizer.from_vocab(ENGLISH_VOCAB).vocab_size
-    model = BertModel(tiny_config(vocab_size))
-    for name, parameter in model.parameters_and_names():
-        if "bias" in name or name.endswith(("gamma", "beta")):
-            continue  # biases and LayerNorm as built
-        rng = np.random.default_rng([1, zlib.crc32(name.encode())])
-        parameter.set_data(ms.Tensor(rng.normal(0.0, 0.1, parameter.shape).astype(np.float32)))
-    save_checkpoint(model, path)
+    save_checkpoint(seeded(BertModel(tiny_config(vocab_size)), 1, std=0.1, weights_only=True), path)
     return path
 
 
