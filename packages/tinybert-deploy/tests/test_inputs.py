@@ -1,5 +1,6 @@
 """Bad input to the base-install scripts gives one clear line, never a traceback (issue 14)."""
 
+import json
 import subprocess
 import sys
 
@@ -49,6 +50,21 @@ def test_utf16_and_bom_files_are_read(tmp_path, sst2_model, capsys):
         out = capsys.readouterr().out
         expected = expected or out
         assert out == expected and "très réussi" in out
+
+
+def test_a_line_separator_inside_a_text_keeps_the_line_whole(tmp_path, sst2_model, capsys):
+    # Only "\n" ends an input line, as in tinybert-data's readers: U+2028 and U+0085 (where
+    # str.splitlines() also breaks) are whitespace inside the text, not a second input.
+    path = tmp_path / "texts.txt"
+    path.write_text("a fine\u2028film\nun film\x85très réussi\r\n", encoding="utf-8")
+    assert run_predict(sst2_model, "--input", str(path)) == 0
+    output = capsys.readouterr().out
+    with_separators = [json.loads(line) for line in output.splitlines()]  # escaped in the output
+    assert run_predict(sst2_model, "a fine film", "un film très réussi") == 0
+    with_spaces = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(with_separators) == len(with_spaces) == 2 and "\\u2028" in output
+    assert [r["label"] for r in with_separators] == [r["label"] for r in with_spaces]
+    assert [r["text"] for r in with_separators] == ["a fine\u2028film", "un film\x85très réussi"]
 
 
 def test_non_utf8_stdin_is_refused(sst2_model):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import ENGLISH_VOCAB, SHARED_DATA, metrics, write_records
 
+from tinybert_distill import commands
 from tinybert_distill.cli import task_distill
 from tinybert_distill.data import DataError, load_dataset
 from tinybert_distill.teacher_outputs import CACHE_FILE, teacher_logits
@@ -17,7 +18,7 @@ def test_cached_logits_equal_the_live_teacher(tmp_path, finetuned_tiny, sst2_tra
     data = load_dataset(sst2_train)
     cache = tmp_path / CACHE_FILE
     rows = np.arange(0, data.num_rows, 2)  # half the rows: only those are computed
-    cached = teacher_logits(teacher, finetuned_tiny, data, rows, cache, batch_size=16)
+    cached = teacher_logits(lambda: teacher, finetuned_tiny, data, rows, cache, batch_size=16)
     assert cache.is_file() and not (tmp_path / (CACHE_FILE + ".partial")).exists()
 
     teacher.set_train(False)
@@ -29,7 +30,9 @@ def test_cached_logits_equal_the_live_teacher(tmp_path, finetuned_tiny, sst2_tra
         np.testing.assert_allclose(cached[batch], live[0].asnumpy(), atol=1e-6, rtol=0)
 
     # the rest are computed on demand; the rows already there are read back unchanged
-    again = teacher_logits(teacher, finetuned_tiny, data, np.arange(data.num_rows), cache, 16)
+    again = teacher_logits(
+        lambda: teacher, finetuned_tiny, data, np.arange(data.num_rows), cache, 16
+    )
     np.testing.assert_array_equal(again[rows], cached[rows])
     assert np.all(np.abs(again[1::2]).sum(-1) > 0)
     with np.load(cache) as stored:
@@ -42,7 +45,7 @@ def test_cache_from_other_records_or_teacher_is_refused(
     teacher = load_model(finetuned_tiny)
     data = load_dataset(sst2_train)
     cache = tmp_path / CACHE_FILE
-    teacher_logits(teacher, finetuned_tiny, data, np.arange(32), cache, 16)
+    teacher_logits(lambda: teacher, finetuned_tiny, data, np.arange(32), cache, 16)
 
     other_records = write_records(
         SHARED_DATA / "sst2" / "train.tsv",
@@ -52,7 +55,7 @@ def test_cache_from_other_records_or_teacher_is_refused(
         tmp_path_factory.mktemp("other") / "train",
     )
     with pytest.raises(DataError, match="computed from another records"):
-        teacher_logits(teacher, finetuned_tiny, load_dataset(other_records), [0], cache, 16)
+        teacher_logits(lambda: teacher, finetuned_tiny, load_dataset(other_records), [0], cache, 16)
 
     other_teacher = tmp_path / "other_teacher.ckpt"
     for parameter in teacher.get_parameters():
@@ -60,7 +63,7 @@ def test_cache_from_other_records_or_teacher_is_refused(
             parameter.set_data(parameter + 0.5)
     save_checkpoint(teacher, other_teacher)
     with pytest.raises(DataError, match="computed from another teacher"):
-        teacher_logits(teacher, other_teacher, data, [0], cache, 16)
+        teacher_logits(lambda: teacher, other_teacher, data, [0], cache, 16)
 
 
 def six_steps(teacher, train, dev, output, phase2_batch: int) -> list:
@@ -108,12 +111,14 @@ def test_phase1_hands_its_teacher_logits_to_phase2(tmp_path, finetuned_tiny, sst
     assert done.sum() == 192
     teacher = load_model(finetuned_tiny)
     data = load_dataset(sst2_train)
-    fresh = teacher_logits(teacher, finetuned_tiny, data, np.flatnonzero(done), tmp_path / "x.npz")
+    fresh = teacher_logits(
+        lambda: teacher, finetuned_tiny, data, np.flatnonzero(done), tmp_path / "x.npz"
+    )
     np.testing.assert_allclose(logits[done], fresh[done], atol=1e-5, rtol=0)
 
 
 def test_a_phase1_run_leaves_its_logits_to_a_later_phase2_run(
-    tmp_path, finetuned_tiny, sst2_train, sst2_dev
+    tmp_path, finetuned_tiny, sst2_train, sst2_dev, monkeypatch
 ):
     # as the demo runs them: phase 1 alone, then phase 2 from its td_phase1.ckpt
     td1, td = tmp_path / "td1", tmp_path / "td"
@@ -131,7 +136,7 @@ def test_a_phase1_run_leaves_its_logits_to_a_later_phase2_run(
     with np.load(td / CACHE_FILE) as stored:
         logits, done = stored["logits"], stored["done"]
     fresh = teacher_logits(
-        load_model(finetuned_tiny),
+        lambda: load_model(finetuned_tiny),
         finetuned_tiny,
         load_dataset(sst2_train),
         np.flatnonzero(done),
@@ -150,3 +155,12 @@ def test_a_phase1_run_leaves_its_logits_to_a_later_phase2_run(
     assert task_distill([*again, "--load_td1_ckpt_path", str(td1 / "td_phase1.ckpt")]) == 0
     log = (tmp_path / "td_other" / "log.txt").read_text()
     assert "not reusing" in log and "teacher logits: computing 192 rows (0 cached)" in log
+
+    # resumed with every logit cached, phase 2 never builds the teacher
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher was built")
+
+    monkeypatch.setattr(commands, "load_teacher", no_teacher)
+    arguments = [*phase2, "--load_td1_ckpt_path", str(td1 / "td_phase1.ckpt"), "--resume", "true"]
+    assert task_distill(arguments) == 0
+    assert "teacher logits: all 192 rows from" in (td / "log.txt").read_text()

@@ -129,6 +129,19 @@ def test_sst2_labels_against_glue_tsv(tmp_path, sst2_dev_path, capsys):
     assert "sst2: accuracy" in capsys.readouterr().out
 
 
+def test_a_line_separator_inside_a_sentence_keeps_the_row_whole(tmp_path, sst2_dev_path):
+    # tinybert-data's readers end lines at "\n" only; str.splitlines() would also break at
+    # U+2028 and U+0085 and turn one gold row into two.
+    header, *rows = sst2_dev_path.read_text(encoding="utf-8").split("\n")[:-1]
+    rows[0] = rows[0].replace(" ", "\u2028", 1)
+    rows[1] = rows[1].replace(" ", "\x85", 1)
+    gold = tmp_path / "gold.tsv"
+    gold.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    labels = [row.split("\t")[1] for row in rows]
+    code, result = score(tmp_path, "sst2", write_lines(tmp_path / "pred.txt", labels), gold)
+    assert code == 0 and result["count"] == len(rows) == 872 and result["accuracy"] == 1.0
+
+
 def test_tnews_json_lines_with_the_labels_file(tmp_path, shared_data):
     gold = shared_data / "tnews" / "dev.json"
     records = [json.loads(line) for line in gold.read_text(encoding="utf-8").splitlines()]

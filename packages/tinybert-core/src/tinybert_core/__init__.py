@@ -5,7 +5,7 @@ standard library:
     from tinybert_core import TASKS, task_spec, CLUENER_TYPES, CLUENER_TAGS
     from tinybert_core import read_task_info, write_task_info, atomic_path, atomic_write
     from tinybert_core import remove_stale_temporaries, temporary_folder, temporary_prefix
-    from tinybert_core import TinybertError, DataError
+    from tinybert_core import TinybertError, DataError, text_lines
 """
 
 from .columns import COLUMNS, IGNORE_INDEX, LABELLED_COLUMNS, MASK_PENALTY, TEXT_COLUMNS
@@ -18,6 +18,7 @@ from .files import (
     temporary_folder,
     temporary_prefix,
 )
+from .lines import text_lines
 from .task_info import TASK_FILE, read_task_info, write_task_info
 from .tasks import CLUENER_TAGS, CLUENER_TYPES, TASK_TYPES, TASKS, TaskSpec, task_spec
 
@@ -46,5 +47,6 @@ __all__ = [
     "task_spec",
     "temporary_folder",
     "temporary_prefix",
+    "text_lines",
     "write_task_info",
 ]

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
+from tinybert_core import text_lines
+
 MAX_INPUT_CHARS_PER_WORD = 100  # longer words become a single [UNK], as in Google BERT
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -61,13 +63,10 @@ def truncated_lengths(len_a: np.ndarray, len_b: np.ndarray, budget: int) -> tupl
 
 
 def vocab_tokens(text: str) -> list[str]:
-    """The tokens of a `vocab.txt`'s text in id order, read as `tokenizers` reads them: only
-    "\\n" ends a line (bert-base-chinese's vocabulary holds U+2028, at which str.splitlines()
-    also breaks), trailing whitespace is dropped, a byte-order mark is not part of the first."""
-    lines = text.removeprefix("\ufeff").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline ending the last line
-    return [line.rstrip() for line in lines]
+    """The tokens of a `vocab.txt`'s text in id order, read as `tokenizers` reads them: lines
+    end at "\\n" only (`text_lines`: bert-base-chinese's vocabulary holds U+2028), trailing
+    whitespace is dropped, a byte-order mark is not part of the first."""
+    return [line.rstrip() for line in text_lines(text.removeprefix("\ufeff"))]
 
 
 def read_vocab(path: str | Path) -> dict[str, int]:

@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from tinybert_core import text_lines
 from tinybert_data import BertTokenizer, DataError, get_task
 
 from .errors import DeployError
@@ -153,6 +154,16 @@ def decode_text(data: bytes, source: str) -> str:
         ) from None
 
 
+def _json_line(value) -> str:
+    """One JSON line, non-ASCII kept, but the line breaks a string may hold besides "\\n"
+    (U+0085, U+2028, U+2029: JSON allows them raw) escaped, so that a reader splitting the
+    output with str.splitlines() still finds one result per line."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    for separator in "\x85\u2028\u2029":
+        text = text.replace(separator, f"\\u{ord(separator):04x}")
+    return text
+
+
 def _texts(args) -> list:
     """TEXT arguments, or the lines of --input, or stdin; a tab separates a sentence pair.
     One output per input: a blank line among the inputs is refused (trailing ones are dropped)."""
@@ -170,10 +181,10 @@ def _texts(args) -> list:
         if not path.is_file():
             raise DeployError(f"{path}: input file not found")
         source = str(path)
-        lines = decode_text(path.read_bytes(), source).splitlines()
+        lines = text_lines(decode_text(path.read_bytes(), source))
     else:
         source = "stdin"
-        lines = decode_text(sys.stdin.buffer.read(), source).splitlines()
+        lines = text_lines(decode_text(sys.stdin.buffer.read(), source))
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
@@ -231,7 +242,7 @@ def predict(argv=None) -> int:
                 f"{args.model} was exported for {predictor.model.task}, not {args.task}"
             )
         for result in predictor.predict(texts):
-            print(json.dumps(result, ensure_ascii=False, allow_nan=False))
+            print(_json_line(result))
 
     return _run("tinybert-predict", work, args)
 

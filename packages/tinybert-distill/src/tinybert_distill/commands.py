@@ -43,6 +43,7 @@ from .students import (
     identity_fit_dense,
     load_teacher,
     task_student,
+    task_teacher_config,
     teacher_layers_config,
     with_task,
 )
@@ -212,11 +213,14 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
 
     skip_phase1 = bool(config["load_td1_ckpt_path"])
     teacher_path = config["load_teacher_ckpt_path"]
-    # phase 1 distils the teacher's layers: it returns them
-    teacher = load_teacher(teacher_path, labels, task_type, layers=not skip_phase1)
+    if skip_phase1:  # phase 2 builds a teacher only for rows whose logits are not cached
+        teacher, teacher_config = None, task_teacher_config(teacher_path, labels, task_type)
+    else:  # phase 1 distils the teacher's layers: it returns them
+        teacher = load_teacher(teacher_path, labels, task_type, layers=True)
+        teacher_config = teacher.config
     for dataset in datasets:
-        check_vocab(teacher.config, dataset.task, "teacher", dataset.path)
-    teacher_hidden = teacher.config.hidden_size
+        check_vocab(teacher_config, dataset.task, "teacher", dataset.path)
+    teacher_hidden = teacher_config.hidden_size
     if skip_phase1:
         student = task_student(config["load_td1_ckpt_path"], labels, task_type, teacher_hidden)
     elif config["init_student_from_teacher_layers"]:
@@ -233,9 +237,9 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
             "set load_gd_ckpt_path (tinybert-gd output) or init_student_from_teacher_layers"
         )
     student_config = student.model.config
-    check_distillable(teacher.config, student_config, train.task, train.path, not skip_phase1)
+    check_distillable(teacher_config, student_config, train.task, train.path, not skip_phase1)
     phase1_matches = task_phase1_matches(
-        config, student_config.num_hidden_layers, teacher.config.num_hidden_layers
+        config, student_config.num_hidden_layers, teacher_config.num_hidden_layers
     )
     max_steps = int(config["train_steps"])
     run.model_extra = checkpoint_extras(train)
@@ -282,7 +286,7 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
             save_checkpoint(student, run.output_dir / "td_phase1.ckpt", run.model_extra)
         if phase1_logits is not None and phase1_logits.done.any() and not needs_logits:
             teacher_logits(  # phase 1 alone: written for a phase-2 run from td_phase1.ckpt
-                teacher,
+                lambda: teacher,
                 teacher_path,
                 train,
                 np.flatnonzero(phase1_logits.done),
@@ -292,10 +296,10 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
             )
 
     if needs_logits:
-        # a teacher that returns its logits alone: it keeps no layer's outputs per batch
-        logits_teacher = teacher if skip_phase1 else load_teacher(teacher_path)
         phase2.cached["teacher_logits"] = teacher_logits(
-            logits_teacher,
+            # a teacher that returns its logits alone (no layer outputs kept per batch), built
+            # only if some row was neither cached nor handed over by phase 1
+            lambda: load_teacher(teacher_path),
             teacher_path,
             train,
             phase_rows(phase2, train, run),

@@ -54,6 +54,15 @@ def load_teacher(path, labels=None, task_type=None, layers: bool = False):
     return load_model(path, output_hidden_states=layers, output_attentions=layers)
 
 
+def task_teacher_config(path, labels: list, task_type: str) -> BertConfig:
+    """The config of a task teacher checked as load_teacher checks it, without building the
+    model (phase 2 alone usually finds every teacher logit cached)."""
+    if not path:
+        raise ModelError("load_teacher_ckpt_path is not set")
+    check_task_teacher(path, labels, task_type)
+    return read_checkpoint(path).config
+
+
 def check_task_teacher(path, labels: list, task_type: str) -> None:
     """Refuse a teacher whose task head was never trained, or predicts other labels.
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from mindspore import nn
 
 from tinybert_core import TEXT_COLUMNS, DataError, atomic_path
 
@@ -69,7 +71,7 @@ class PhaseLogits:
 
 
 def teacher_logits(
-    teacher,
+    build_teacher: Callable[[], nn.Cell],
     teacher_path,
     data: Dataset,
     rows,
@@ -81,6 +83,7 @@ def teacher_logits(
     earlier: Path | None = None,
 ) -> np.ndarray:
     """The teacher's logits for every row of `data` (rows not in `rows` may be left at 0).
+    `build_teacher()` gives the teacher, called only when a row has to be computed.
 
     Reads `cache` if it exists (refusing one made from other records or another teacher);
     without it, starts from `earlier` (the file a phase-1 run wrote beside td_phase1.ckpt) if
@@ -122,7 +125,7 @@ def teacher_logits(
             int(done.sum()),
             cache,
         )
-        new = predict(teacher, data, missing, batch_size, length_buckets)
+        new = predict(build_teacher(), data, missing, batch_size, length_buckets)
         if logits is None:
             logits = np.zeros((data.num_rows, *new.shape[1:]), np.float32)
         logits[missing] = new

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinybert_core import TinybertError
+from tinybert_core import TinybertError, text_lines
 
 from .spans import spans_from_tags
 
@@ -33,7 +33,8 @@ class InputError(TinybertError):
 
 def read_lines(path: Path) -> list:
     """(line number, text) of every line up to the last non-blank one; an empty file is an error.
-    A UTF-8 byte-order mark at the start (Windows editors write one) is not part of line 1."""
+    A UTF-8 byte-order mark at the start (Windows editors write one) is not part of line 1.
+    Lines end where tinybert-data's readers end them (`text_lines`), so line numbers agree."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -42,7 +43,7 @@ def read_lines(path: Path) -> list:
         raise InputError(f"{path}: is a directory, not a file") from None
     except UnicodeDecodeError as error:
         raise InputError(f"{path}: not UTF-8 text ({error.reason})") from None
-    lines = list(enumerate(text.splitlines(), 1))
+    lines = list(enumerate(text_lines(text), 1))
     while lines and not lines[-1][1].strip():
         lines.pop()
     if not lines:
