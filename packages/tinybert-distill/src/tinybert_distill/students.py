@@ -59,12 +59,12 @@ def task_teacher_config(path, labels: list, task_type: str) -> BertConfig:
     model (phase 2 alone usually finds every teacher logit cached)."""
     if not path:
         raise ModelError("load_teacher_ckpt_path is not set")
-    check_task_teacher(path, labels, task_type)
-    return read_checkpoint(path).config
+    return check_task_teacher(path, labels, task_type)
 
 
-def check_task_teacher(path, labels: list, task_type: str) -> None:
-    """Refuse a teacher whose task head was never trained, or predicts other labels.
+def check_task_teacher(path, labels: list, task_type: str) -> BertConfig:
+    """Refuse a teacher whose task head was never trained, or predicts other labels; return
+    its config (read from the checkpoint, the model is not built).
 
     Distilling from a pretrained teacher's random head is the mistake most often reported
     against the original TinyBERT code, and a teacher whose labels come in another order
@@ -94,7 +94,7 @@ def check_task_teacher(path, labels: list, task_type: str) -> None:
             f"the data has {len(labels)} {labels}"
         )
     if teacher_labels == list(labels):
-        return
+        return config
     unnamed = [[str(i) for i in range(len(labels))], [f"LABEL_{i}" for i in range(len(labels))]]
     if teacher_labels in unnamed:
         log.warning(
@@ -104,7 +104,7 @@ def check_task_teacher(path, labels: list, task_type: str) -> None:
             teacher_labels,
             labels,
         )
-        return
+        return config
     reordered = sorted(teacher_labels) == sorted(labels)
     what = "the same labels in another order" if reordered else "other labels"
     raise ModelError(
