@@ -14,7 +14,9 @@
    losses), backward and update.
 4. The training step's tail, ours against the form it had before (MindSpore's stock
    `all_finite`, a division by the loss scale and `ops.clip_by_global_norm`): whole phase-2
-   steps of the 4 x 312 student, batch 32 x 16, alternating.
+   steps of the 4 x 312 student, batch 32 x 16, alternating. Part `logits_only`: the same
+   steps at each bucket length, the model called with `logits_only` (the last layer computes
+   [CLS] alone) against the call of before (every token).
 5. Phase 1 handing its teacher logits to phase 2 (`handoff`): the bucketed phase-1 step with
    and without returning the teacher's logits, alternating; then phase 2's figure with that
    handoff instead of its own teacher pass: the student steps, the phase-1 step's extra cost
@@ -411,7 +413,28 @@ def stock_tail_step(loss, optimizer):
     return StockTailStep(loss, optimizer, loss_scale_value=1.0)
 
 
-def mindspore_step_tail(kind: str, steps: int) -> dict:
+def every_token(model):
+    """`model` as PredictionLoss called it before `logits_only`: every layer output returned,
+    the last layer computing every token."""
+    from mindspore import nn
+
+    class EveryToken(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def construct(self, input_ids, segment_ids, input_mask, logits_only=False):
+            return self.model(input_ids, segment_ids, input_mask)
+
+    return EveryToken()
+
+
+def mindspore_phase2_step(kind: str, length: int, steps: int) -> dict:
+    """Whole phase-2 steps of the 4 x 312 student on batch 32 x `length` random full rows.
+
+    kind: "ours" (the step and loss as tinybert-td runs them), "stock_tail" (the step's tail
+    before it was fused), "all_tokens" (the loss before `logits_only`).
+    """
     import mindspore as ms
     import numpy as np
     from mindspore import Tensor
@@ -426,19 +449,19 @@ def mindspore_step_tail(kind: str, steps: int) -> dict:
     student = TinyBertStudent(
         BertForSequenceClassification(mindspore_shape(STUDENT, ["0", "1"])), MINILM["hidden"]
     )
-    loss = PredictionLoss(student, task_type="classification")
+    trained = every_token(student.model) if kind == "all_tokens" else student
+    loss = PredictionLoss(trained, task_type="classification")
     settings = {"learning_rate": 5e-5, "weight_decay": 1e-4, "warmup_ratio": 0.0}
     optimizer = build_optimizer(
         student.model.trainable_params(), learning_rates(steps + 2, settings), settings
     )
     step = (
         stock_tail_step(loss, optimizer)
-        if kind == "stock"
+        if kind == "stock_tail"
         else TrainStep(loss, optimizer, loss_scale_value=1.0)
     )
     student.set_train(True)
     rng = np.random.default_rng(0)
-    length = 16
     inputs = [
         Tensor(rng.integers(1000, VOCAB, (BATCH, length)).astype(np.int32)),
         Tensor(np.zeros((BATCH, length), np.int32)),
@@ -450,17 +473,39 @@ def mindspore_step_tail(kind: str, steps: int) -> dict:
 
 
 def step_tail_row(args) -> dict:
-    times = {"stock": [], "ours": []}
+    times = {"stock_tail": [], "ours": []}
     for _ in range(max(args.rounds, 2)):
         for kind in times:
-            times[kind] += measure("ms-tail", kind, args.steps)["times"]
-    stock, ours = (statistics.median(times[k]) for k in ("stock", "ours"))
+            times[kind] += measure("ms-phase2-step", kind, 16, args.steps)["times"]
+    stock, ours = (statistics.median(times[k]) for k in ("stock_tail", "ours"))
     print(
         f"step tail  phase-2 step B{BATCH} S16: stock tail {stock * 1000:.0f} ms, "
         f"ours {ours * 1000:.0f} ms, {stock / ours:.2f}x",
         flush=True,
     )
     return {"stock_step_s": stock, "ours_step_s": ours, "speedup": stock / ours}
+
+
+LOGITS_ONLY_LENGTHS = (8, 16, 24, 32, 64)
+
+
+def logits_only_row(args) -> dict:
+    """Phase-2 steps with `logits_only` (ours) against the loss before it, per bucket length,
+    alternating for at least 2 rounds; medians."""
+    row = {}
+    for length in LOGITS_ONLY_LENGTHS:
+        times = {"all_tokens": [], "ours": []}
+        for _ in range(max(args.rounds, 2)):
+            for kind in times:
+                times[kind] += measure("ms-phase2-step", kind, length, args.steps)["times"]
+        before, ours = (statistics.median(times[k]) for k in ("all_tokens", "ours"))
+        row[length] = {"all_tokens_step_s": before, "ours_step_s": ours, "speedup": before / ours}
+        print(
+            f"logits_only  phase-2 step B{BATCH} S{length}: every token {before * 1000:.0f} ms, "
+            f"[CLS] alone in the last layer {ours * 1000:.0f} ms, {before / ours:.2f}x",
+            flush=True,
+        )
+    return row
 
 
 # ---- driver -----------------------------------------------------------------------------------
@@ -476,8 +521,8 @@ def worker(arguments: list) -> dict:
         return torch_phase1(padding, int(steps), data_dir)
     if name == "ms-gd":
         return mindspore_gd(int(rest[0]))
-    if name == "ms-tail":
-        return mindspore_step_tail(rest[0], int(rest[1]))
+    if name == "ms-phase2-step":
+        return mindspore_phase2_step(rest[0], int(rest[1]), int(rest[2]))
     return torch_gd(int(rest[0]))
 
 
@@ -558,13 +603,17 @@ def plot(results: dict, path: Path) -> None:
         labels.append("phase-2 step\nstock tail / ours")
         values.append(results["step_tail"]["speedup"])
         targets.append(None)
-    figure, axis = plt.subplots(figsize=(10, 4))
+    if "logits_only" in results:
+        labels.append("phase-2 step S16\nevery token / [CLS] alone")
+        values.append(results["logits_only"][16]["speedup"])
+        targets.append(None)
+    figure, axis = plt.subplots(figsize=(13, 4.5))
     bars = axis.bar(range(len(values)), values, color="tab:blue")
     for index, (bar, target) in enumerate(zip(bars, targets)):
         axis.text(index, bar.get_height(), f"{bar.get_height():.2f}x", ha="center", va="bottom")
         if target:
             axis.hlines(target, index - 0.4, index + 0.4, colors="tab:red", linestyles="--")
-    axis.set_xticks(range(len(values)), labels, fontsize=8)
+    axis.set_xticks(range(len(values)), labels, fontsize=7)
     axis.set_ylabel("speed-up (higher is better)")
     axis.set_title(
         f"SST-2 train, batch {BATCH}, seq {TASK_SEQ}; GD: batch {BATCH}, seq {GD_SEQ} (red: target)"
@@ -682,6 +731,7 @@ PARTS = (
     "gelu_tanh",
     "gd",
     "step_tail",
+    "logits_only",
 )
 
 
@@ -725,6 +775,8 @@ def main() -> None:
             print(f"td_phase1, student gelu_tanh: {speed:.1f} ex/s, {ratio:.2f}x", flush=True)
         elif part == "step_tail":
             results["step_tail"] = step_tail_row(args)
+        elif part == "logits_only":
+            results["logits_only"] = logits_only_row(args)
         elif part == "handoff" and "td_phase2" in results:
             results["handoff"] = handoff_row(args, data_dir, teacher, results["td_phase2"])
         elif part == "gd":

@@ -17,7 +17,10 @@ packing with 1 and 2 workers.
 3. One GD step of a BERT-base-size teacher and TinyBERT-4 student at B32 S128, fed from our
    reader (the step time docs/GD_AT_SCALE.md builds its estimate on).
 4. `tinybert-data corpus` on the shared English wiki sample copied into a folder of files
-   (WikiExtractor-like) to >= 200 MB, --workers 1 and 2, alternating, MB of text per second.
+   (WikiExtractor-like) to >= 200 MB, --workers 1 and 2, alternating, MB of text per second;
+   beside them --workers 1 held to one tokenizer thread (TOKENIZERS_PARALLELISM=false: one
+   core, as the issue's 1.9 MB/s was measured), since one default worker's tokenizer already
+   encodes on every core.
 5. `trainer`: the whole GD trainer (`tinybert_distill.general_distillation`, what tinybert-gd
    runs: run identity, data, teacher, student, 20 steps, checkpoint) of a tiny teacher and
    student at B32 S128 on the 0.5M and 5M rows, in a fresh process each: time from the call to
@@ -460,15 +463,16 @@ def corpus_folder(directory: Path, megabytes: int) -> int:
     return copies * len(sample)
 
 
-def corpus_seconds(inputs: Path, output: Path, workers: int) -> float:
+def corpus_seconds(inputs: Path, output: Path, workers: int, one_thread: bool = False) -> float:
     command = [
         *[shutil.which("tinybert-data") or "tinybert-data", "corpus", "--input", str(inputs)],
         *["--vocab", str(SHARED_DATA / "vocab" / "bert-base-uncased-vocab.txt")],
         *["--seq_length", str(SEQ), "--output", str(output), "--shards", "4"],
         *["--workers", str(workers), "--quiet"],
     ]
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false") if one_thread else None
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, env=env)
     return time.perf_counter() - started
 
 
@@ -605,17 +609,22 @@ def corpus(work: Path, megabytes: int, rounds: int) -> None:
     inputs = work / "wiki_text"
     size = corpus_folder(inputs, megabytes)
     print(f"\ncorpus: {size / 1e6:.0f} MB of text in {len(list(inputs.iterdir()))} files")
-    times = {1: [], 2: []}
+    variants = {"1": (1, False), "2": (2, False), "1, one thread": (1, True)}
+    times = {name: [] for name in variants}
     for round_number in range(rounds):
-        for workers in (1, 2) if round_number % 2 == 0 else (2, 1):
-            seconds = corpus_seconds(inputs, work / f"corpus_w{workers}", workers)
-            times[workers].append(seconds)
+        order = list(variants) if round_number % 2 == 0 else list(variants)[::-1]
+        for name in order:
+            workers, one_thread = variants[name]
+            seconds = corpus_seconds(inputs, work / f"corpus_w{workers}", workers, one_thread)
+            times[name].append(seconds)
             load = os.getloadavg()[0]
-            print(f"  round {round_number + 1} workers {workers}: {seconds:.1f} s, load {load:.1f}")
-    rates = {w: size / 1e6 / statistics.median(t) for w, t in times.items()}
+            print(f"  round {round_number + 1} workers {name}: {seconds:.1f} s, load {load:.1f}")
+    rates = {name: size / 1e6 / statistics.median(t) for name, t in times.items()}
     print(
-        f"corpus throughput: 1 worker {rates[1]:.2f} MB/s, 2 workers {rates[2]:.2f} MB/s, "
-        f"speed-up {rates[2] / rates[1]:.2f}x (target >= 1.8x)"
+        f"corpus throughput: 1 worker {rates['1']:.2f} MB/s, 2 workers {rates['2']:.2f} MB/s, "
+        f"1 worker on one tokenizer thread {rates['1, one thread']:.2f} MB/s; 2 workers are "
+        f"{rates['2'] / rates['1']:.2f}x one worker and {rates['2'] / rates['1, one thread']:.2f}x "
+        "one worker on one thread (target >= 1.8x)"
     )
     from tinybert_data import load_records
 

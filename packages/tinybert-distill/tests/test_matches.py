@@ -16,6 +16,7 @@ from conftest import batch_tensors, seeded_pair
 from mindspore import nn
 
 from tinybert_distill.distillers import DistillationLoss, FineTuneLoss, PredictionLoss
+from tinybert_distill.losses import soft_cross_entropy
 from tinybert_distill.matches import (
     Match,
     feature_of,
@@ -132,6 +133,38 @@ def test_prediction_loss_takes_logits_matches_only():
     with pytest.raises(ValueError, match="logits matches only"):
         PredictionLoss(student, layer_matches([0, 2, 4], [1, 3]))
     assert isinstance(FineTuneLoss(student.model, "ner"), PredictionLoss)
+
+
+@pytest.mark.parametrize("pair_name", ["classification", "ner"])
+def test_prediction_loss_gradients_are_those_of_the_whole_model(pair_name):
+    """PredictionLoss calls its model with logits_only (no layer outputs; a classifier's last
+    layer computes [CLS] alone): loss and gradients are those of the model's plain call."""
+    pair = REFERENCE["pairs"][pair_name]
+    inputs = batch_tensors(REFERENCE["batches"][pair["batch"]], pair["task_type"])
+    teacher, student = seeded_pair(pair)
+    teacher.set_train(False)
+    teacher_logits = teacher(*inputs[:3])[0]
+    mask = inputs[2] if pair["task_type"] == "ner" else None
+
+    class PlainCall(nn.Cell):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def construct(self, input_ids, segment_ids, input_mask, label_ids, teacher_logits):
+            logits = self.model(input_ids, segment_ids, input_mask)[0]
+            return soft_cross_entropy(logits, teacher_logits, 1.0, mask)
+
+    parameters = student.model.trainable_params()
+    losses, gradients = [], []
+    for loss in (PredictionLoss(student, task_type=pair["task_type"]), PlainCall(student.model)):
+        losses.append(float(loss(*inputs, teacher_logits).asnumpy()))
+        grad = ms.ops.GradOperation(get_by_list=True)(loss, parameters)(*inputs, teacher_logits)
+        gradients.append([g.asnumpy() for g in grad])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
+    assert losses[0] > 0 and sum(float(np.abs(g).sum()) > 0 for g in gradients[0]) > 10
+    for name, mine, plain in zip([p.name for p in parameters], *gradients):
+        np.testing.assert_allclose(mine, plain, rtol=1e-4, atol=1e-7, err_msg=name)
 
 
 ClassifierOutput = namedtuple("ClassifierOutput", ["logits", "hidden_states", "attention_scores"])

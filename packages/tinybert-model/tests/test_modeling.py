@@ -211,6 +211,36 @@ def test_asking_for_layers_changes_no_value(tiny_config):
     np.testing.assert_array_equal(run(plain, inputs)[0].asnumpy(), run(asking, inputs)[0].asnumpy())
 
 
+@pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE], ids=["pynative", "graph"])
+def test_logits_only_gives_the_same_logits_without_layer_outputs(tiny_config, mode):
+    """A caller that reads the logits alone gets the same logits, no layer outputs, and a
+    sequence classifier's last layer computes [CLS] alone (pooled_only)."""
+    ms.set_context(mode=mode)
+    inputs = make_inputs()
+    encoder = BertModel(tiny_config, **LAYERS)
+    full = run(encoder, inputs)
+    pooled = encoder(*[ms.Tensor(x) for x in inputs], pooled_only=True)
+    assert pooled.sequence_output.shape == (3, 1, 32)
+    assert pooled.hidden_states == () and pooled.attention_scores == ()
+    np.testing.assert_allclose(
+        pooled.sequence_output.asnumpy()[:, 0], full.sequence_output.asnumpy()[:, 0], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        pooled.pooled_output.asnumpy(), full.pooled_output.asnumpy(), atol=1e-6
+    )
+    for head, task_type in (
+        (BertForSequenceClassification, "classification"),
+        (BertForTokenClassification, "ner"),
+    ):
+        config = dataclasses.replace(tiny_config, labels=["O", "B-x", "I-x"], task_type=task_type)
+        model = head(config, **LAYERS)
+        model.set_train(False)
+        full = model(*[ms.Tensor(x) for x in inputs])
+        alone = model(*[ms.Tensor(x) for x in inputs], logits_only=True)
+        assert len(full.hidden_states) == 3 and alone[1:] == ((), ())
+        np.testing.assert_allclose(alone.logits.asnumpy(), full.logits.asnumpy(), atol=1e-6)
+
+
 def test_graphs_compile_without_python_fallback(tiny_config):
     """Inside a graph the outputs are plain tuples: STRICT syntax (no interpreted Python) compiles
     every model, and a loss cell reading them by position differentiates and trains."""
@@ -222,7 +252,9 @@ def test_graphs_compile_without_python_fallback(tiny_config):
         assert type(run(BertForPreTraining(tiny_config), make_inputs())) is PreTrainingOutput
         assert type(run(BertForMaskedLM(tiny_config), make_inputs())) is MaskedLMOutput
         labelled = dataclasses.replace(tiny_config, labels=["a", "b"], task_type="classification")
-        student = TinyBertStudent(BertForSequenceClassification(labelled), teacher_hidden_size=48)
+        classifier = BertForSequenceClassification(labelled)
+        assert classifier(*inputs, logits_only=True).logits.shape == (3, 2)
+        student = TinyBertStudent(classifier, teacher_hidden_size=48)
 
         class Loss(ms.nn.Cell):
             def __init__(self, student):

@@ -45,6 +45,17 @@ def test_minilm_matches_transformers(minilm_ckpt, reference, mode):
     assert len(attention_scores) == 6
 
 
+def test_pooled_only_matches_transformers(minilm_ckpt, reference):
+    """The last layer computing [CLS] alone gives transformers' pooled output."""
+    ms.set_context(mode=ms.GRAPH_MODE)
+    model = load_model(minilm_ckpt)
+    model.set_train(False)
+    inputs = [ms.Tensor(reference[k]) for k in ("input_ids", "segment_ids", "input_mask")]
+    outputs = model(*inputs, pooled_only=True)
+    assert outputs.sequence_output.shape[1] == 1
+    assert np.abs(outputs.pooled_output.asnumpy() - reference["pooled_output"]).max() < TOLERANCE
+
+
 def test_ms2hf_output_loads_in_transformers(minilm_ckpt, minilm_dir, reference, tmp_path):
     """Runs where transformers is installed (the `parity` nox session)."""
     transformers = pytest.importorskip("transformers")

@@ -123,7 +123,9 @@ class PredictionLoss(nn.Cell):
         self.model = student.model if isinstance(student, TinyBertStudent) else student
 
     def construct(self, input_ids, segment_ids, input_mask, label_ids, teacher_logits=None):
-        logits = feature_of(self.model(input_ids, segment_ids, input_mask), "logits")
+        # logits_only: no layer outputs, and a classifier's last layer computes [CLS] alone
+        outputs = self.model(input_ids, segment_ids, input_mask, logits_only=True)
+        logits = feature_of(outputs, "logits")
         loss = ops.zeros((), ms.float32)
         for _, _, _, loss_function, weight, temperature in self.terms:
             loss += weight * loss_function(

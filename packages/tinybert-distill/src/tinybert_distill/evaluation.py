@@ -15,8 +15,8 @@ from .data import Dataset, bucket_length
 def predict(
     model, dataset: Dataset, rows=None, batch_size: int = 32, length_buckets: bool = True
 ) -> np.ndarray:
-    """The first output (logits) of `model` in inference mode for `rows` (default: all), in
-    that order: [rows, labels], or [rows, seq_length, labels] for tagging.
+    """The logits of head model `model` in inference mode for `rows` (default: all), in that
+    order: [rows, labels], or [rows, seq_length, labels] for tagging.
 
     With length buckets the rows are run sorted by length, each batch cut to its bucket, so
     short rows cost what their tokens cost. Every batch has `batch_size` rows (the last one
@@ -36,7 +36,7 @@ def predict(
         if length_buckets:
             length = bucket_length(lengths[chosen].max(), dataset.seq_length)
         arrays = [a[:, :length] for a in dataset.inputs(rows[chosen], TEXT_COLUMNS)]
-        logits = model(*[Tensor(a) for a in arrays])[0].asnumpy()[:real]
+        logits = model(*[Tensor(a) for a in arrays], logits_only=True).logits.asnumpy()[:real]
         if outputs is None:
             shape = (len(rows), dataset.seq_length, *logits.shape[2:])
             outputs = np.zeros(shape if logits.ndim == 3 else (len(rows), *logits.shape[1:]))

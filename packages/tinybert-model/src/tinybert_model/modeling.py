@@ -181,8 +181,11 @@ class BertSelfAttention(nn.Cell):
         x = ops.reshape(rows, (-1, seq_length, self.num_heads, self.head_size))
         return ops.transpose(x, (0, 2, 1, 3))
 
-    def construct(self, rows, seq_length, attention_bias):
-        query = self.split_heads(self.query(rows), seq_length)
+    def construct(self, query_rows, rows, query_length, seq_length, attention_bias):
+        """Attention of `query_rows` ([batch * query_length, hidden]) over every token of
+        `rows` ([batch * seq, hidden]); the two are the same rows but in a first-token-only
+        layer (BertLayer)."""
+        query = self.split_heads(self.query(query_rows), query_length)
         key = self.split_heads(self.key(rows), seq_length)
         value = self.split_heads(self.value(rows), seq_length)
         scores = _float32(ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))) * self.scale
@@ -198,6 +201,8 @@ class BertLayer(nn.Cell):
     """One transformer layer: attention block, then feed-forward block, each post-norm.
 
     Takes and returns [batch, seq, hidden]; inside, the tokens are rows of one 2-D matrix.
+    With `first_token_only=True` (a classifier's last layer, see BertModel) it returns
+    [batch, 1, hidden]: the first token's output alone, its query attending over every token.
     """
 
     def __init__(self, config: BertConfig):
@@ -210,14 +215,19 @@ class BertLayer(nn.Cell):
         self.output_norm = _layer_norm(config, config.hidden_size)
         self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
 
-    def construct(self, hidden, attention_bias):
+    def construct(self, hidden, attention_bias, first_token_only=False):
         seq_length, width = hidden.shape[1], hidden.shape[2]
         rows = ops.reshape(hidden, (-1, width))
-        attended, scores = self.attention(rows, seq_length, attention_bias)
-        rows = self.attention_norm(rows + _float32(self.dropout(attended)))
+        query_rows, query_length = rows, seq_length
+        if first_token_only:
+            query_rows, query_length = ops.gather(hidden, ms.Tensor(0, ms.int32), 1), 1
+        attended, scores = self.attention(
+            query_rows, rows, query_length, seq_length, attention_bias
+        )
+        rows = self.attention_norm(query_rows + _float32(self.dropout(attended)))
         feed_forward = self.output(self.activation(self.intermediate(rows)))
         rows = self.output_norm(rows + _float32(self.dropout(feed_forward)))
-        return ops.reshape(rows, (-1, seq_length, width)), scores
+        return ops.reshape(rows, (-1, query_length, width)), scores
 
 
 class BertModel(_NamedOutputs, nn.Cell):
@@ -225,6 +235,12 @@ class BertModel(_NamedOutputs, nn.Cell):
 
     Returns a `BertOutput`. `add_pooling_layer=False` builds it without the pooler (as
     transformers' option of that name): `pooled_output` is then None.
+
+    A caller that reads nothing but `pooled_output` (a sequence classifier asked for its
+    logits alone) calls it with `pooled_only=True`: no layer outputs are returned, and the last
+    layer computes the first token alone, the numbers the whole layer gives it, so
+    `sequence_output` is [batch, 1, hidden]. The pooler reads no other token; a 4-layer
+    student's training step is then 1.06-1.31x faster, by length (docs/RESULTS.md, issue 13).
     """
 
     output_type = BertOutput
@@ -246,7 +262,7 @@ class BertModel(_NamedOutputs, nn.Cell):
             _dense(config, config.hidden_size, config.hidden_size) if add_pooling_layer else None
         )
 
-    def construct(self, input_ids, segment_ids, input_mask):
+    def construct(self, input_ids, segment_ids, input_mask, pooled_only=False):
         input_ids = ops.cast(input_ids, ms.int32)
         segment_ids = ops.cast(segment_ids, ms.int32)
         # [batch, 1, 1, seq]: 0 where a key position is real, MASK_PENALTY where it is padding.
@@ -254,13 +270,16 @@ class BertModel(_NamedOutputs, nn.Cell):
         attention_bias = ops.expand_dims(ops.expand_dims(attention_bias, 1), 1)
 
         hidden = self.embeddings(input_ids, segment_ids)
-        hidden_states = (hidden,) if self.output_hidden_states else ()
+        return_hidden_states = self.output_hidden_states and not pooled_only
+        return_attentions = self.output_attentions and not pooled_only
+        hidden_states = (hidden,) if return_hidden_states else ()
         attention_scores = ()
-        for layer in self.layers:
-            hidden, scores = layer(hidden, attention_bias)
-            if self.output_hidden_states:
+        for index, layer in enumerate(self.layers):
+            last = index == len(self.layers) - 1
+            hidden, scores = layer(hidden, attention_bias, pooled_only and last)
+            if return_hidden_states:
                 hidden_states += (hidden,)
-            if self.output_attentions:
+            if return_attentions:
                 attention_scores += (scores,)
 
         pooled_output = None
@@ -274,7 +293,9 @@ class BertModel(_NamedOutputs, nn.Cell):
 class BertForSequenceClassification(_NamedOutputs, nn.Cell):
     """Classification (or, with `task_type="regression"` and one label, regression) on [CLS].
 
-    Returns a `ClassifierOutput` with logits [batch, num_labels].
+    Returns a `ClassifierOutput` with logits [batch, num_labels]. A caller that reads the
+    logits alone (training on logits, prediction) passes `logits_only=True`: the layer outputs
+    are then empty and the last layer computes [CLS] alone (BertModel's `pooled_only`).
     """
 
     output_type = ClassifierOutput
@@ -293,9 +314,9 @@ class BertForSequenceClassification(_NamedOutputs, nn.Cell):
         self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
         self.classifier = _dense(config, config.hidden_size, config.num_labels)
 
-    def construct(self, input_ids, segment_ids, input_mask):
+    def construct(self, input_ids, segment_ids, input_mask, logits_only=False):
         _, pooled_output, hidden_states, attention_scores = self.bert(
-            input_ids, segment_ids, input_mask
+            input_ids, segment_ids, input_mask, pooled_only=logits_only
         )
         logits = _float32(self.classifier(self.dropout(pooled_output)))
         return logits, hidden_states, attention_scores
@@ -306,7 +327,8 @@ class BertForTokenClassification(_NamedOutputs, nn.Cell):
 
     Returns a `ClassifierOutput` with logits [batch, seq, num_labels]. Every token is
     classified, [CLS] is not pooled: the encoder has no pooler (checkpoints written before
-    it was dropped carry one; loading ignores it).
+    it was dropped carry one; loading ignores it). `logits_only=True` leaves the layer outputs
+    out, as BertForSequenceClassification's does; every layer still computes every token.
     """
 
     output_type = ClassifierOutput
@@ -327,11 +349,13 @@ class BertForTokenClassification(_NamedOutputs, nn.Cell):
         self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
         self.classifier = _dense(config, config.hidden_size, config.num_labels)
 
-    def construct(self, input_ids, segment_ids, input_mask):
+    def construct(self, input_ids, segment_ids, input_mask, logits_only=False):
         sequence_output, _, hidden_states, attention_scores = self.bert(
             input_ids, segment_ids, input_mask
         )
         logits = _float32(self.classifier(self.dropout(sequence_output)))
+        if logits_only:  # every token is classified: only the layer outputs are left out
+            return logits, (), ()
         return logits, hidden_states, attention_scores
 
 
