@@ -164,7 +164,7 @@ def test_failed_write_leaves_nothing_under_final_names(tmp_path):
     before = sorted(p.name for p in out.iterdir())
     with (
         pytest.raises(RuntimeError),
-        RecordsWriter(out, "train", SHAPES, {}, num_shards=2) as writer,
+        RecordsWriter(out, "train", SHAPES, {"task": "test"}, num_shards=2) as writer,
     ):
         writer.write(rows(5))
         raise RuntimeError("interrupted")
@@ -181,6 +181,18 @@ def test_rerun_replaces_stale_shards(tmp_path):
         "train.tfrecord",
     ]
     assert len(load_records(tmp_path / "out")["input_ids"]) == 2
+
+
+def test_overwriting_another_dataset_leaves_none_of_its_files(tmp_path, uncased_vocab):
+    out = tmp_path / "out"
+    with RecordsWriter(out, "a", SHAPES, {"task": "a"}, uncased_vocab, num_shards=2) as writer:
+        writer.write(rows(6))
+    (out / "a-00000-of-00002.rowindex").write_bytes(b"index")  # as open_records leaves them
+    with pytest.raises(RecordsError, match="holds other records \\(a, from files not named\\)"):
+        RecordsWriter(out, "b", SHAPES, {"task": "b"})
+    with RecordsWriter(out, "b", SHAPES, {"task": "b"}, overwrite=True) as writer:
+        writer.write(rows(2))
+    assert sorted(p.name for p in out.iterdir()) == ["b.tfrecord", "schema.json", "task.json"]
 
 
 def test_writer_rejects_wrong_columns(tmp_path):

@@ -154,7 +154,7 @@ def test_ner_truncation_keeps_label_alignment(data, chinese):
         ('{"text": "abcd", "label": {"name": {"ab": [[1, 2]]}}}', "not the entity"),
         ('{"text": "abcd", "label": {"person": {"ab": [[0, 1]]}}}', "unknown entity type 'person'"),
         ('{"text": "abcd", "label": {"name": {"ab": [0, 1]}}}', r"is not \[start, end\]"),
-        ('{"text": "abcd", "label": {"name": {"ab": [[0, 1]]}}', "invalid JSON"),
+        ('{"text": "abcd", "label": {"name": {"ab": [[0, 1]]}}', "not valid JSON"),
         ('{"label": {}}', "field 'text' missing"),
     ],
 )

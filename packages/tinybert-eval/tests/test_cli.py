@@ -187,7 +187,7 @@ CLUENER_LINE = '{"text": "张三在北京", "label": {"name": {"张三": [[0, 1]
             "cluener",
             [CLUENER_LINE, '{"text": "ab", "label": '],
             [CLUENER_LINE, CLUENER_LINE],
-            "pred.txt:2: malformed JSON",
+            "pred.txt:2: not valid JSON",
         ),
         ("cluener", ["B-name X-name"], ["O O"], "pred.txt:1: tag 'X-name' at position 1"),
         ("cluener", ["B-name I-name O"], ["O O"], "pred.txt:1: 3 positions but the gold"),

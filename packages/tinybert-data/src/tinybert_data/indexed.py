@@ -50,7 +50,14 @@ import numpy as np
 
 from tinybert_core import COLUMNS, atomic_path, read_task_info
 from tinybert_data.errors import RecordsError
-from tinybert_data.records import _column_shapes, _to_arrays, load_records, record_files
+from tinybert_data.records import (
+    INDEX_SUFFIX,  # noqa: F401 (importable from here, as before)
+    _column_shapes,
+    _to_arrays,
+    index_path,
+    load_records,
+    record_files,
+)
 from tinybert_data.tfrecord_format import (
     _read_varint,
     decode_varints,
@@ -61,20 +68,11 @@ from tinybert_data.tfrecord_format import (
 
 logger = logging.getLogger(__name__)
 
-INDEX_SUFFIX = ".rowindex"
 _MAGIC = b"TBRIDX1\n"
 _TAIL_BYTES = 1 << 16  # the shard's last 64 KiB are checksummed to see that it was not rewritten
 _SCAN_BLOCK = 8 << 20  # bytes read at a time while walking a shard
 _LENGTH = struct.Struct("<Q")
 _HEADER = struct.Struct("<QI")  # record length, masked CRC of the length
-
-
-def index_path(shard) -> Path:
-    """Where the row index of a TFRecord shard lives: the shard's path, `.rowindex` for
-    `.tfrecord`."""
-    shard = Path(shard)
-    stem = shard.name[: -len(".tfrecord")] if shard.name.endswith(".tfrecord") else shard.name
-    return shard.with_name(stem + INDEX_SUFFIX)
 
 
 def _shard_identity(shard: Path) -> dict:

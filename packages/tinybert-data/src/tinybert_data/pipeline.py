@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tinybert_core import COLUMNS, TEXT_COLUMNS, DataError
+from tinybert_core import COLUMNS, TEXT_COLUMNS, DataError, regular_file
 from tinybert_data.corpus import input_files, pack_pieces
 from tinybert_data.indexed import write_row_indexes
 from tinybert_data.prefetch import ahead
@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 TASK_CHUNK = 8192  # examples featurized at a time: bounded memory on any input size
 CORPUS_CHUNK = 4096  # sequences written at a time
+# Rows longer than any BERT-family model reads (BERT has 512 positions) are refused: a chunk of
+# rows at 8192 tokens already takes 1 GB, and a row index counts tokens in 16 bits.
+MAX_SEQ_LENGTH = 8192
 
 
 @dataclass
@@ -55,6 +58,7 @@ def write_task_records(
     on_error: str = "raise",
     name: str | None = None,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> Summary:
     """Read task file(s), build features at `seq_length` and write a records directory.
 
@@ -62,11 +66,15 @@ def write_task_records(
     task.json says `"labelled": true` for train and dev files, `false` for a test file (no
     labels at all: every label_ids is IGNORE_INDEX, so it cannot be trained or scored on).
     A file with no examples (empty, a header only, or every row skipped), or inputs that mix
-    labelled and unlabelled rows, raise DataError and write nothing.
+    labelled and unlabelled rows, raise DataError and write nothing. A folder holding the
+    records of another dataset is replaced only with `overwrite` (see RecordsWriter).
     """
     start = time.perf_counter()
+    _check_seq_length(seq_length)
     task = get_task(task) if isinstance(task, str) else task
     inputs = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
+    for path in inputs:
+        regular_file(path)  # DataError saying what it is: missing, a folder, a FIFO
     tokenizer = BertTokenizer.from_vocab(vocab, do_lower_case=do_lower_case)
     summary = Summary(Path(output))
     label_shape = (seq_length,) if task.task_type == "ner" else ()
@@ -82,7 +90,9 @@ def write_task_records(
     }
     counts = Counter()
     total_lines = sum(_count_lines(p) for p in inputs)
-    writer = RecordsWriter(output, name or inputs[0].stem, shapes, metadata, vocab, format, shards)
+    writer = RecordsWriter(
+        output, name or inputs[0].stem, shapes, metadata, vocab, format, shards, overwrite
+    )
     bar = tqdm(total=total_lines, unit=" lines", disable=not progress, desc=task.name)
     labelled = None  # whether the first input file has labels; the others must agree
     with writer, bar:
@@ -134,12 +144,15 @@ def write_corpus_records(
     name: str = "corpus",
     progress: bool = False,
     workers: int = 1,
+    overwrite: bool = False,
 ) -> Summary:
     """Pack text corpora (files or folders) into sequences of `seq_length` and write a records
     directory with input_ids, segment_ids, input_mask. See `tinybert_data.corpus` for how;
     `workers` processes pack in parallel, with the same rows for any number of them. TFRecord
-    shards get their row indexes (`tinybert_data.indexed`) written beside them."""
+    shards get their row indexes (`tinybert_data.indexed`) written beside them. A folder
+    holding the records of another dataset is replaced only with `overwrite`."""
     start = time.perf_counter()
+    _check_seq_length(seq_length)
     files = input_files([inputs] if isinstance(inputs, (str, Path)) else inputs)
     tokenizer = BertTokenizer.from_vocab(vocab, do_lower_case=do_lower_case)
     summary = Summary(Path(output))
@@ -156,7 +169,7 @@ def write_corpus_records(
     }
     shapes = {c: (seq_length,) for c in TEXT_COLUMNS}
     total_bytes = sum(p.stat().st_size for p in files)
-    writer = RecordsWriter(output, name, shapes, metadata, vocab, format, shards)
+    writer = RecordsWriter(output, name, shapes, metadata, vocab, format, shards, overwrite)
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, disable=not progress, desc="corpus")
     with writer, bar:
         pieces = pack_pieces(
@@ -186,6 +199,14 @@ def write_corpus_records(
     summary.files = writer.file_names
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _check_seq_length(seq_length: int) -> None:
+    if not 1 <= seq_length <= MAX_SEQ_LENGTH:
+        raise ValueError(
+            f"seq_length {seq_length} is outside [1, {MAX_SEQ_LENGTH}] (BERT models read 512 "
+            "positions)"
+        )
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:

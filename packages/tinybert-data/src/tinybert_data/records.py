@@ -19,6 +19,7 @@ task.json (or schema.json) promises and that no token id lies outside the vocabu
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -32,7 +33,10 @@ from tinybert_core import (
     COLUMNS,
     TASK_FILE,
     DataError,
+    json_object,
     read_task_info,
+    read_text,
+    regular_file,
     remove_stale_temporaries,
     temporary_folder,
     write_task_info,
@@ -43,6 +47,15 @@ from tinybert_data.tfrecord_format import framed_examples, iter_records, parse_e
 
 FORMATS = ("tfrecord", "mindrecord")
 SCHEMA_FILE, VOCAB_FILE = "schema.json", "vocab.txt"
+INDEX_SUFFIX = ".rowindex"  # a TFRecord shard's row index (tinybert_data.indexed)
+
+
+def index_path(shard) -> Path:
+    """Where the row index of a TFRecord shard lives: the shard's path, `.rowindex` for
+    `.tfrecord`."""
+    shard = Path(shard)
+    stem = shard.name[: -len(".tfrecord")] if shard.name.endswith(".tfrecord") else shard.name
+    return shard.with_name(stem + INDEX_SUFFIX)
 
 
 def shard_file_names(name: str, num_shards: int, format: str = "tfrecord") -> list[str]:
@@ -97,6 +110,11 @@ class RecordsWriter:
 
     `shapes` maps each column, in record order, to its per-row shape (() for a scalar).
     `metadata` goes into task.json with num_rows, format and files added.
+
+    A folder that already holds records is checked before anything is written: the records of
+    the same dataset (task.json's `task` and `inputs` equal to `metadata`'s: a rerun) are
+    replaced, another dataset's only with `overwrite` (RecordsError otherwise). The earlier
+    run's files and their row indexes go when the new files are in place.
     """
 
     def __init__(
@@ -108,11 +126,14 @@ class RecordsWriter:
         vocab_file=None,
         format: str = "tfrecord",
         num_shards: int = 1,
+        overwrite: bool = False,
     ):
         if format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
         if num_shards < 1:
             raise ValueError(f"num_shards must be at least 1, not {num_shards}")
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise ValueError(f"the records' name must be a file name, not {name!r}")
         self.output_dir = Path(output_dir)
         self.shapes = {name: tuple(shape) for name, shape in shapes.items()}
         self.metadata = metadata
@@ -120,6 +141,9 @@ class RecordsWriter:
         self.format = format
         self.num_rows = 0
         self.file_names = shard_file_names(name, num_shards, format)
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise RecordsError(f"{self.output_dir}: is a file, not a records folder")
+        self._earlier_files = _files_to_replace(self.output_dir, metadata, overwrite)
         self._created_output_dir = not self.output_dir.exists()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.output_dir)
@@ -131,8 +155,13 @@ class RecordsWriter:
                 )
             else:
                 self._shards = _TFRecordShards([self._tmp / f for f in self.file_names])
-        except BaseException:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+        except BaseException as error:
+            self._remove_temporaries(failed=True)
+            if isinstance(error, OSError) and error.errno == errno.EMFILE:
+                raise RecordsError(
+                    f"{self.output_dir}: cannot keep {num_shards} shard files open at once "
+                    f"({error.strerror}): write fewer shards"
+                ) from None
             raise
 
     def write(self, batch: dict[str, np.ndarray]) -> None:
@@ -162,9 +191,12 @@ class RecordsWriter:
             failed = True
             raise
         finally:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            if failed and self._created_output_dir and not any(self.output_dir.iterdir()):
-                self.output_dir.rmdir()  # a failed run leaves no trace
+            self._remove_temporaries(failed)
+
+    def _remove_temporaries(self, failed: bool) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        if failed and self._created_output_dir and not any(self.output_dir.iterdir()):
+            self.output_dir.rmdir()  # a failed run leaves no trace
 
     def _commit(self) -> None:
         """Move the complete files to their final names, task.json last."""
@@ -183,13 +215,13 @@ class RecordsWriter:
         )
         write_task_info(self._tmp, task)
         # Until the new task.json replaces the old one, the old one still describes a whole
-        # dataset (a kill -9 meanwhile leaves the earlier run readable); its shards that this
+        # dataset (a kill -9 meanwhile leaves the earlier run readable); its files that this
         # run does not rewrite go after that, so the directory never mixes two runs.
-        earlier_files = _files_of_earlier_run(self.output_dir)
-        for file_name in [*data_files, SCHEMA_FILE, VOCAB_FILE, TASK_FILE]:
-            if (self._tmp / file_name).exists():
-                os.replace(self._tmp / file_name, self.output_dir / file_name)
-        for file_name in earlier_files - set(data_files):
+        written = [*data_files, SCHEMA_FILE, VOCAB_FILE, TASK_FILE]
+        written = [name for name in written if (self._tmp / name).exists()]
+        for file_name in written:
+            os.replace(self._tmp / file_name, self.output_dir / file_name)
+        for file_name in self._earlier_files - set(written):
             (self.output_dir / file_name).unlink(missing_ok=True)
 
 
@@ -213,28 +245,41 @@ def _naming_output(directory: Path) -> Iterator[None]:
         ) from None
 
 
-def _files_of_earlier_run(directory: Path) -> set[str]:
-    """The data files (and MindRecord .db indexes) the task.json in `directory` lists."""
-    try:
-        old_files = read_task_info(directory).get("files", [])
-    except (OSError, DataError):
+def _files_to_replace(directory: Path, metadata: dict, overwrite: bool) -> set[str]:
+    """The files of the records already in `directory` that a new run replaces: the shards its
+    task.json lists (read_task_info refuses names that are not files of the folder), their
+    MindRecord .db files and row indexes (stale even where a shard keeps its name), its
+    schema.json and vocab.txt. RecordsError if they are another dataset's and not `overwrite`."""
+    earlier = read_task_info(directory) if directory.is_dir() else {}
+    if not earlier:
         return set()
-    return {name for file_name in old_files for name in (file_name, f"{file_name}.db")}
+    if not overwrite and any(earlier.get(key) != metadata.get(key) for key in ("task", "inputs")):
+        inputs = earlier.get("inputs") or ["files not named"]
+        more = f" and {len(inputs) - 1} more" if len(inputs) > 1 else ""
+        raise RecordsError(
+            f"{directory} holds other records ({earlier.get('task')}, from {inputs[0]}{more}): "
+            "write to another folder, or replace them with --overwrite"
+        )
+    shards = earlier.get("files") or []
+    return {SCHEMA_FILE, VOCAB_FILE} | {
+        name for shard in shards for name in (shard, f"{shard}.db", index_path(shard).name)
+    }
 
 
 def record_files(path) -> tuple[str, list[Path]]:
     """(format, data files) of a records directory or of a single record file."""
     path = Path(path)
-    if path.is_file():
-        return ("mindrecord" if ".mindrecord" in path.name else "tfrecord"), [path]
     if not path.is_dir():
-        raise RecordsError(f"{path}: no such records file or directory")
+        regular_file(path)  # DataError saying what it is instead: missing, a FIFO, ...
+        return ("mindrecord" if ".mindrecord" in path.name else "tfrecord"), [path]
     info = read_task_info(path)
     if info.get("files"):
         files = [path / f for f in info["files"]]
-        missing = [str(f) for f in files if not f.is_file()]
-        if missing:
-            raise RecordsError(f"{path}: task.json lists missing files {missing}")
+        for file in files:
+            try:
+                regular_file(file)
+            except DataError as error:  # missing, or a FIFO, ...
+                raise RecordsError(f"{error} (listed in {path / TASK_FILE})") from None
         return info.get("format", "tfrecord"), files
     tfrecords = sorted(path.glob("*.tfrecord"))
     if tfrecords:
@@ -308,8 +353,7 @@ def _promised_rows(path, files: list[Path]) -> tuple[int | None, dict[Path, int]
     path = Path(path)
     directory = path if path.is_dir() else path.parent
     info = read_task_info(directory)
-    schema_file = directory / SCHEMA_FILE
-    schema = json.loads(schema_file.read_text()) if schema_file.is_file() else {}
+    schema = read_schema(directory) or {}
     num_rows = info.get("num_rows", schema.get("numRows"))
     if schema.get("numRows", num_rows) != num_rows:
         raise RecordsError(
@@ -379,13 +423,40 @@ def _interleave(iterators: list) -> Iterator:
         iterators = alive
 
 
+def read_schema(directory) -> dict | None:
+    """The schema.json of a records folder (None when there is none), checked as far as
+    readers rely on it: a JSON object whose "columns" map each name to an object with a
+    "shape" of whole numbers, and a whole "numRows" if it has one (DataError naming it)."""
+    schema_file = Path(directory) / SCHEMA_FILE
+    if not schema_file.exists() and not schema_file.is_symlink():
+        return None
+    schema = json_object(read_text(schema_file), schema_file)
+    columns, num_rows = schema.get("columns", {}), schema.get("numRows")
+    if not (
+        isinstance(columns, dict)
+        and all(isinstance(c, dict) and _is_shape(c.get("shape", [])) for c in columns.values())
+    ):
+        raise DataError(
+            schema_file, None, '"columns" must map each column to {"shape": [whole numbers], ...}'
+        )
+    if num_rows is not None and not _is_shape([num_rows]):
+        raise DataError(schema_file, None, f'"numRows" must be a whole number, not {num_rows!r}')
+    return schema
+
+
+def _is_shape(values) -> bool:
+    return isinstance(values, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values
+    )
+
+
 def _column_shapes(path) -> dict[str, tuple] | None:
     """Per-row column shapes from the schema.json beside the records, if there is one."""
     path = Path(path)
-    schema_file = (path if path.is_dir() else path.parent) / SCHEMA_FILE
-    if not schema_file.is_file():
+    schema = read_schema(path if path.is_dir() else path.parent)
+    if schema is None:
         return None
-    columns = json.loads(schema_file.read_text())["columns"]
+    columns = schema.get("columns", {})
     return {name: tuple(c.get("shape", ())) for name, c in columns.items()}
 
 
@@ -415,10 +486,12 @@ def validate_records(path) -> dict:
     "files"}; raises RecordsError listing what is wrong.
     """
     path = Path(path)
-    schema_file = path / SCHEMA_FILE
-    if not schema_file.is_file():
+    if not path.is_dir():
+        regular_file(path)  # DataError saying what it is: missing, a FIFO, ...
+        raise RecordsError(f"{path}: is a file; validate checks a records folder")
+    schema = read_schema(path)
+    if schema is None:
         raise RecordsError(f"{path}: no {SCHEMA_FILE}")
-    schema = json.loads(schema_file.read_text())
     problems = []
     if schema.get("datasetType") != "TF":
         problems.append(f"datasetType is {schema.get('datasetType')!r}, not 'TF'")

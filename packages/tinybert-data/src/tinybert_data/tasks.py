@@ -7,7 +7,6 @@ handling: GLUE text contains bare quotes); CLUE tasks read JSON lines.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from tinybert_core import CLUENER_TYPES, IGNORE_INDEX
+from tinybert_core import CLUENER_TYPES, IGNORE_INDEX, check_line_ends, json_object, regular_file
 from tinybert_core import TASKS as TASK_TABLE
 from tinybert_data.errors import DataError, UnknownTaskError
 from tinybert_data.tokenization import BertTokenizer
@@ -117,9 +116,12 @@ def _mixed_labels(example: Example, first: Example) -> str:
 
 def _lines(path) -> Iterator[tuple[int, str]]:
     """(line number, text) of every non-blank line; only "\\n" ends a line, "\\r\\n" is fine,
-    and a UTF-8 byte-order mark before the first line is skipped."""
-    with open(path, "rb") as f:
+    a file whose lines end in a lone "\\r" is refused (`check_line_ends`), and a UTF-8
+    byte-order mark before the first line is skipped."""
+    with open(regular_file(path), "rb") as f:
         for number, raw in enumerate(f, start=1):
+            if number == 1:
+                check_line_ends(path, raw)
             try:
                 text = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as error:
@@ -175,15 +177,7 @@ class JsonLinesTask(Task):
         return lambda text, line: self.parse_line(text, path, line)
 
     def parse_line(self, text: str, path, line: int) -> Example:
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise DataError(
-                path, line, f"invalid JSON: {error.msg} at column {error.colno}"
-            ) from None
-        if not isinstance(record, dict):
-            raise DataError(path, line, f"expected a JSON object, found {type(record).__name__}")
-        return self.parse_record(record, path, line)
+        return self.parse_record(json_object(text, path, line), path, line)
 
     def parse_record(self, record: dict, path, line: int) -> Example:
         raise NotImplementedError
@@ -223,6 +217,8 @@ class Tnews(JsonLinesTask):
         sentence = self.field(record, "sentence", path, line)
         label = record.get("label")  # the test file has none
         label = None if label == "" else label
+        if label is not None and not isinstance(label, str):
+            raise DataError(path, line, f"label {label!r} is not a string (the labels are)")
         if label is not None and label not in self.labels:
             raise DataError(path, line, f"unknown label {label!r}, expected one of {self.labels}")
         return Example(sentence, None, label, str(path), line)
@@ -280,11 +276,15 @@ def char_tags(text: str, spans, path, line: int) -> list[str]:
         if not isinstance(entities, dict):
             raise DataError(path, line, f"entities of type {entity_type!r} must be a JSON object")
         for entity, positions in entities.items():
+            if not isinstance(positions, list):
+                raise DataError(
+                    path, line, f"spans of {entity!r} must be a list of [start, end] pairs"
+                )
             for position in positions:
                 if not (
                     isinstance(position, list)
                     and len(position) == 2
-                    and all(isinstance(p, int) for p in position)
+                    and all(isinstance(p, int) and not isinstance(p, bool) for p in position)
                 ):
                     raise DataError(
                         path, line, f"span {position!r} of {entity!r} is not [start, end]"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
-from tinybert_core import text_lines
+from tinybert_core import read_text, text_lines
 
 MAX_INPUT_CHARS_PER_WORD = 100  # longer words become a single [UNK], as in Google BERT
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -70,8 +70,10 @@ def vocab_tokens(text: str) -> list[str]:
 
 
 def read_vocab(path: str | Path) -> dict[str, int]:
-    """token -> id of a `vocab.txt` (see vocab_tokens; a repeated token keeps its last id)."""
-    tokens = vocab_tokens(Path(path).read_text(encoding="utf-8"))
+    """token -> id of a `vocab.txt` (see vocab_tokens; a repeated token keeps its last id).
+    A file that cannot be read as UTF-8 text is a DataError naming it (tinybert-core's
+    read_text)."""
+    tokens = vocab_tokens(read_text(path))
     return {token: index for index, token in enumerate(tokens)}
 
 

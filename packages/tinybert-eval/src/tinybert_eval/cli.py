@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from tinybert_core import CLUENER_TYPES, TASKS, atomic_write
+from tinybert_core import CLUENER_TYPES, TASKS, atomic_write, quiet_on_closed_stdout
 
 from .evaluators import TASK_METRICS, task_name
 from .files import InputError, Sentence, read_labels, read_sentences
@@ -150,9 +151,12 @@ def score_labels(task: str, predictions: Path, gold: Path, label_names) -> dict:
 
 def _number(path: Path, number: int, text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise InputError(f"{path}:{number}: {text!r} is not a number") from None
+    if not math.isfinite(value):  # would make every correlation NaN
+        raise InputError(f"{path}:{number}: {text!r} is not a finite number")
+    return value
 
 
 # ---- report --------------------------------------------------------------------------------
@@ -230,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@quiet_on_closed_stdout
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="tinybert-eval: %(message)s")

@@ -21,6 +21,7 @@ from tinybert_core import (
     CLUENER_TYPES,  # noqa: F401 (importable from here, as before)
     IGNORE_INDEX,
     TASKS,
+    UnknownTaskError,
 )
 
 from .metrics import METRICS
@@ -175,10 +176,10 @@ ALIASES = {
 
 
 def task_name(name: str) -> str:
-    """The registry's name for a task, or ValueError listing the known ones."""
+    """The registry's name for a task, or UnknownTaskError listing the known ones."""
     key = ALIASES.get(name.lower(), name.lower())
     if key not in TASK_METRICS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASK_METRICS)}")
+        raise UnknownTaskError(f"unknown task {name!r}; known tasks: {', '.join(TASK_METRICS)}")
     return key
 
 

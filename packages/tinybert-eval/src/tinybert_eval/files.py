@@ -16,11 +16,10 @@ Entities (NER), one sentence per line, in any of:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinybert_core import TinybertError, text_lines
+from tinybert_core import DataError, TinybertError, json_object, read_text, text_lines
 
 from .spans import spans_from_tags
 
@@ -34,15 +33,13 @@ class InputError(TinybertError):
 def read_lines(path: Path) -> list:
     """(line number, text) of every line up to the last non-blank one; an empty file is an error.
     A UTF-8 byte-order mark at the start (Windows editors write one) is not part of line 1.
-    Lines end where tinybert-data's readers end them (`text_lines`), so line numbers agree."""
+    Lines end where tinybert-data's readers end them (`text_lines`: not at a lone "\\r"), so
+    line numbers agree; a file that is not a regular file, not UTF-8 (naming the line) or
+    ends its lines in a lone "\\r" is refused (tinybert-core's `read_text`)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a file") from None
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: not UTF-8 text ({error.reason})") from None
+        text = read_text(path)
+    except DataError as error:
+        raise InputError(str(error)) from None
     lines = list(enumerate(text_lines(text), 1))
     while lines and not lines[-1][1].strip():
         lines.pop()
@@ -59,12 +56,9 @@ def _json_object(path: Path, number: int, line: str) -> dict:
     if not line.strip():
         raise InputError(f"{path}:{number}: empty line in a JSON lines file")
     try:
-        value = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}:{number}: malformed JSON ({error.msg})") from None
-    if not isinstance(value, dict):
-        raise InputError(f"{path}:{number}: expected a JSON object, found {type(value).__name__}")
-    return value
+        return json_object(line, path, number)  # not JSON, nested too deeply, not an object
+    except DataError as error:
+        raise InputError(str(error)) from None
 
 
 # ---- labels --------------------------------------------------------------------------------
