@@ -85,20 +85,57 @@ def test_zoo_yaml_round_trip(tmp_path):
     assert BertConfig.from_zoo_yaml(path) == config
 
 
+SHAPE = BertConfig.preset("tinybert-4").to_google_dict()
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
         ("{not json", "not valid JSON"),
-        ('{"hidden_size": 30, "num_attention_heads": 4}', "not a multiple"),
-        ('{"hidden_act": "swish"}', "hidden_act"),
-        ('{"position_embedding_type": "relative_key"}', "not supported"),
+        (json.dumps({**SHAPE, "hidden_size": 30, "num_attention_heads": 4}), "not a multiple"),
+        (json.dumps({**SHAPE, "hidden_act": "swish"}), "hidden_act"),
+        (json.dumps({**SHAPE, "position_embedding_type": "relative_key"}), "not supported"),
+        # issue 33: what used to be a traceback or a wall of shape mismatches
+        ("[1, 2, 3]", "expected a JSON object, found list"),
+        ('"a string"', "expected a JSON object, found str"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (json.dumps({k: v for k, v in SHAPE.items() if k != "hidden_size"}), "no hidden_size"),
+        (json.dumps({"model_type": "bert"}), "no vocab_size, hidden_size, num_hidden_layers"),
+        (json.dumps({**SHAPE, "num_attention_heads": 0}), "num_attention_heads must be a whole"),
+        (json.dumps({**SHAPE, "hidden_size": "312"}), "hidden_size must be a whole number"),
+        (json.dumps({**SHAPE, "num_hidden_layers": True}), "num_hidden_layers must be a whole"),
+        (json.dumps({**SHAPE, "num_hidden_layers": 4.5}), "num_hidden_layers must be a whole"),
+        (json.dumps({**SHAPE, "id2label": ["neg", "pos"]}), "id2label is a list, not an object"),
+        (json.dumps({**SHAPE, "id2label": {"0": "neg", "2": "pos"}}), "no label for id 1"),
     ],
 )
 def test_bad_configs_name_the_problem(tmp_path, content, message):
     path = tmp_path / "config.json"
     path.write_text(content)
-    with pytest.raises(CheckpointError, match=message):
+    with pytest.raises(CheckpointError, match=message) as error:
         BertConfig.from_json(path)
+    assert str(error.value).startswith(f"{path}:") and "\n" not in str(error.value)
+
+
+def test_a_config_that_is_not_utf8_or_a_folder_is_named(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_bytes(json.dumps(SHAPE).encode("utf-16"))
+    with pytest.raises(
+        CheckpointError, match=r"config.json:1: not UTF-8 text \(invalid start byte"
+    ):
+        BertConfig.from_json(path)
+    yaml_file = tmp_path / "td_config.yaml"
+    yaml_file.write_bytes("hidden_size: 312 # caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(CheckpointError, match=r"td_config.yaml:1: not UTF-8 text"):
+        BertConfig.from_zoo_yaml(yaml_file)
+    with pytest.raises(CheckpointError, match="is a directory, not a regular file"):
+        BertConfig.from_json(tmp_path)
+
+
+def test_whole_floats_are_read_as_whole_numbers(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**SHAPE, "hidden_size": 312.0}))
+    assert BertConfig.from_json(path) == BertConfig.preset("tinybert-4")
 
 
 def test_missing_config_file(tmp_path):

@@ -225,3 +225,82 @@ def test_a_byte_order_mark_in_config_json_is_accepted(tmp_path):
     hf_to_ms(FIXTURES / "hf_tiny_cls", tmp_path / "plain.ckpt")
     bom, plain = read_checkpoint(tmp_path / "bom.ckpt"), read_checkpoint(tmp_path / "plain.ckpt")
     assert bom.config == plain.config and bom.tensors.keys() == plain.tensors.keys()
+
+
+# ---- issue 33: configs and weights that converted without a word, or with a wall ----------
+
+
+def hf_folder(tmp_path, config_change=None, config_text=None):
+    folder = tmp_path / "hf"
+    shutil.copytree(FIXTURES / "hf_tiny_cls", folder)
+    if config_change is not None:
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps(config_change(config)))
+    if config_text is not None:
+        (folder / "config.json").write_bytes(config_text)
+    return folder
+
+
+def convert_one_line(folder, tmp_path, capsys) -> str:
+    """tinybert-convert hf2ms on `folder`: exit 1, one line, nothing written; the line."""
+    output = tmp_path / "out" / "model.ckpt"
+    assert main(["hf2ms", "--input", str(folder), "--output", str(output)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tinybert-convert hf2ms: error: "), err
+    assert not output.parent.exists()
+    return err
+
+
+def gpt2(config: dict) -> dict:
+    """GPT-2's config.json keys (its sizes are n_embd, n_layer, n_head)."""
+    return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 32,
+            "n_layer": 2, "n_head": 4, "vocab_size": 99, "n_positions": 40}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, text, message",
+    [
+        (None, b"[1, 2]", "config.json: expected a JSON object, found list"),
+        (None, b'"bert"', "config.json: expected a JSON object, found str"),
+        (None, '{"hidden_size": "caf\u00e9"}'.encode("latin-1"), "config.json:1: not UTF-8 text"),
+        (gpt2, None, "config.json: model_type is 'gpt2'; tinybert-convert hf2ms reads BERT"),
+        (lambda c: {**c, "model_type": "roberta"}, None, "model_type is 'roberta'"),
+        (lambda c: {k: v for k, v in c.items() if k != "hidden_size"}, None,
+         "config.json: no hidden_size (a BERT config states the model's shape"),
+        (lambda c: {**c, "hidden_size": 64, "num_attention_heads": 4}, None,
+         "the word embeddings bert.embeddings.word_embeddings.weight are 99 x 32 but the config "
+         "says vocab_size 99, hidden_size 64"),
+    ],
+)  # fmt: skip
+def test_a_config_that_is_not_a_bert_config_is_one_line(change, text, message, tmp_path, capsys):
+    folder = hf_folder(tmp_path, change, text)
+    assert message in convert_one_line(folder, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_weights_that_are_not_finite_are_refused_naming_them(bad, tmp_path, capsys):
+    folder = hf_folder(tmp_path)
+    tensors = load_file(str(folder / "model.safetensors"))
+    tensors["bert.encoder.layer.1.output.dense.weight"][3, :5] = bad
+    tensors["classifier.bias"][0] = bad
+    save_file(tensors, str(folder / "model.safetensors"))
+    err = convert_one_line(folder, tmp_path, capsys)
+    assert (
+        "weights that are NaN or infinite: bert.encoder.layer.1.output.dense.weight (5 of 1184), "
+        "classifier.bias (1 of 3) (the model was saved after training diverged" in err
+    )
+
+
+def test_zoo_weights_that_are_not_finite_are_refused(classifier, tmp_path):
+    from tinybert_model import ms_to_zoo, zoo_to_ms
+
+    save_checkpoint(classifier, tmp_path / "ours.ckpt")
+    ms_to_zoo(tmp_path / "ours.ckpt", tmp_path / "zoo.ckpt")
+    tensors = read_checkpoint(tmp_path / "zoo.ckpt").tensors
+    tensors["bert.dense_1.weight"] = np.full_like(tensors["bert.dense_1.weight"], np.nan)
+    write_checkpoint(tmp_path / "zoo.ckpt", tensors)
+    config = tmp_path / "bert_config.json"
+    config.write_text(json.dumps(classifier.config.to_google_dict()))
+    with pytest.raises(CheckpointError, match=r"NaN or infinite: bert.dense_1.weight \(64 of 64\)"):
+        zoo_to_ms(tmp_path / "zoo.ckpt", tmp_path / "back.ckpt", config)
+    assert not (tmp_path / "back.ckpt").exists()

@@ -9,13 +9,23 @@ behind it are internal.
 from .checkpoint import (
     load_checkpoint,
     load_model,
+    load_tensors,
     named_parameters,
     read_checkpoint,
     save_checkpoint,
     write_checkpoint,
 )
 from .config import BertConfig
-from .convert import hf_to_ms, ms_to_hf, ms_to_tf, ms_to_zoo, tf_to_ms, zoo_to_ms
+from .convert import (
+    hf_to_ms,
+    ms_to_hf,
+    ms_to_tf,
+    ms_to_zoo,
+    read_hf_checkpoint,
+    read_torch_checkpoint,
+    tf_to_ms,
+    zoo_to_ms,
+)
 from .errors import CheckpointError
 from .modeling import (
     ARCHITECTURES,
@@ -59,11 +69,14 @@ __all__ = [
     "hf_to_ms",
     "load_checkpoint",
     "load_model",
+    "load_tensors",
     "ms_to_hf",
     "ms_to_tf",
     "ms_to_zoo",
     "named_parameters",
     "read_checkpoint",
+    "read_hf_checkpoint",
+    "read_torch_checkpoint",
     "return_layer_outputs",
     "save_checkpoint",
     "tensor_names",

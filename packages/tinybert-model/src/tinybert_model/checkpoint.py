@@ -224,10 +224,12 @@ def load_checkpoint(path, model, strict: bool = True) -> LoadReport:
     checkpoint with `fit_dense` loads into a plain model. Shape mismatches are always an
     error; parameters the checkpoint lacks are an error when `strict`, else reported.
     """
-    return _load_tensors(read_checkpoint(path).tensors, model, strict, path)
+    return load_tensors(read_checkpoint(path).tensors, model, strict, path)
 
 
-def _load_tensors(tensors: dict, model, strict: bool, path) -> LoadReport:
+def load_tensors(tensors: dict, model, strict: bool = True, source="tensors") -> LoadReport:
+    """`load_checkpoint` for tensors already read (a `Checkpoint`'s, or a converted folder's
+    from `read_hf_checkpoint`); `source` names them in errors."""
     missing, used, wrong = [], set(), []
     for name, param in named_parameters(model).items():
         for candidate in (name, name.removeprefix("bert."), "bert." + name):
@@ -246,14 +248,14 @@ def _load_tensors(tensors: dict, model, strict: bool, path) -> LoadReport:
         param.set_data(ms.Tensor(value, dtype=param.dtype))
         used.add(candidate)
     if wrong:
-        raise CheckpointError(f"{path}: shape or type mismatch: {name_some(wrong)}")
+        raise CheckpointError(f"{source}: shape or type mismatch: {name_some(wrong)}")
     if missing and strict:
-        raise CheckpointError(f"{path}: missing tensors: {name_some(missing)}")
+        raise CheckpointError(f"{source}: missing tensors: {name_some(missing)}")
     unused = sorted(set(tensors) - used)
     if missing:
-        log.info("%s: not in the checkpoint, left as initialised: %s", path, name_some(missing))
+        log.info("%s: not in the checkpoint, left as initialised: %s", source, name_some(missing))
     if unused:
-        log.info("%s: not used by %s: %s", path, type(model).__name__, name_some(unused))
+        log.info("%s: not used by %s: %s", source, type(model).__name__, name_some(unused))
     return LoadReport(missing, unused)
 
 
@@ -279,5 +281,5 @@ def load_model(
     if architecture not in ARCHITECTURES:
         raise CheckpointError(f"{path}: unknown architecture {architecture!r}")
     model = ARCHITECTURES[architecture](config, output_hidden_states, output_attentions)
-    _load_tensors(checkpoint.tensors, model, True, path)
+    load_tensors(checkpoint.tensors, model, True, path)
     return model

@@ -12,6 +12,8 @@ import argparse
 import logging
 import sys
 
+from tinybert_core import quiet_on_closed_stdout
+
 from .checkpoint import read_checkpoint
 from .config import BertConfig
 from .convert import hf_to_ms, ms_to_hf, ms_to_tf, ms_to_zoo, tf_to_ms, zoo_to_ms
@@ -117,11 +119,14 @@ def describe(path) -> str:
     return f"{shape}{parameters / 1e6:.1f}M parameters"
 
 
+@quiet_on_closed_stdout
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         architecture = run(args)
+    except BrokenPipeError:  # quiet_on_closed_stdout's to handle
+        raise
     except (CheckpointError, OSError) as error:
         print(f"tinybert-convert {args.command}: error: {error}", file=sys.stderr)
         return 1

@@ -9,11 +9,12 @@ names, plus a few extras) and the network section of the MindSpore model zoo's Y
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from tinybert_core import DataError, json_object, read_text
 
 from .errors import CheckpointError
 
@@ -21,6 +22,17 @@ TASK_TYPES = ("classification", "regression", "ner")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 # Hugging Face's names for the tanh approximation of GELU.
 HF_TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+# The model's shape: every config file a model is converted with states them all (Google's
+# bert_config.json and every BERT config.json do); a default would be a guess.
+SHAPE_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
 
 
 @dataclass
@@ -45,6 +57,13 @@ class BertConfig:
     task_type: str | None = None
 
     def __post_init__(self):
+        for key in SHAPE_KEYS:
+            value = getattr(self, key)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # 312.0 from a YAML or JSON writer that writes floats
+                setattr(self, key, value)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CheckpointError(f"{key} must be a whole number >= 1, not {value!r}")
         if self.hidden_size % self.num_attention_heads:
             raise CheckpointError(
                 f"hidden_size {self.hidden_size} is not a multiple of "
@@ -82,8 +101,7 @@ class BertConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in values.items() if k in known}
         if "labels" not in kwargs and values.get("id2label"):
-            id2label = values["id2label"]
-            kwargs["labels"] = [id2label[str(i)] for i in range(len(id2label))]
+            kwargs["labels"] = _labels_of(values["id2label"])
         if kwargs.get("hidden_act") in HF_TANH_GELUS:
             kwargs["hidden_act"] = "gelu_tanh"
         if "task_type" not in kwargs and values.get("problem_type") == "regression":
@@ -97,16 +115,21 @@ class BertConfig:
 
     @classmethod
     def from_json(cls, path) -> BertConfig:
+        """A model's config file (Google's bert_config.json, HF's config.json): a JSON object
+        that states every shape key; anything else is a CheckpointError naming the file."""
         path = Path(path)
-        try:
-            values = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is no JSON error
-        except FileNotFoundError:
-            raise CheckpointError(f"{path}: config file not found") from None
-        except json.JSONDecodeError as error:
-            raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+        values = read_json_object(path)
+        missing = [key for key in SHAPE_KEYS if key not in values]
+        if missing:
+            raise CheckpointError(
+                f"{path}: no {', '.join(missing)} (a BERT config states the model's shape: "
+                f"{', '.join(SHAPE_KEYS)})"
+            )
         try:
             return cls.from_dict(values)
         except TypeError as error:
+            raise CheckpointError(f"{path}: {error}") from None
+        except CheckpointError as error:
             raise CheckpointError(f"{path}: {error}") from None
 
     def to_dict(self) -> dict:
@@ -160,9 +183,9 @@ class BertConfig:
         path = Path(path)
         try:
             # The zoo's files hold three YAML documents: values, help texts, choices.
-            document = next(yaml.safe_load_all(path.read_text(encoding="utf-8-sig")))
-        except FileNotFoundError:
-            raise CheckpointError(f"{path}: config file not found") from None
+            document = next(yaml.safe_load_all(read_text(path)))
+        except DataError as error:
+            raise CheckpointError(str(error)) from None
         except yaml.YAMLError as error:
             raise CheckpointError(f"{path}: not valid YAML ({error})") from None
         if not isinstance(document, dict):
@@ -223,6 +246,26 @@ class BertConfig:
         if suffix in (".yaml", ".yml"):
             return cls.from_zoo_yaml(path)
         return cls.from_json(path)
+
+
+def read_json_object(path) -> dict:
+    """A JSON file that must hold an object (config.json and friends), read as tinybert-core
+    reads every file a user hands over; its errors as CheckpointError, one line naming it."""
+    try:
+        return json_object(read_text(path), path)
+    except DataError as error:
+        raise CheckpointError(str(error)) from None
+
+
+def _labels_of(id2label) -> list:
+    """HF's id2label ({"0": "negative", ...}) as names in id order."""
+    if not isinstance(id2label, dict):
+        raise CheckpointError(f"id2label is a {type(id2label).__name__}, not an object")
+    ids = {str(key): value for key, value in id2label.items()}
+    missing = [i for i in range(len(ids)) if str(i) not in ids]
+    if missing:
+        raise CheckpointError(f"id2label has no label for id {missing[0]}")
+    return [ids[str(i)] for i in range(len(ids))]
 
 
 PRESETS = {

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+import numpy as np
+
 from ..checkpoint import check_tensors
 from ..config import BertConfig
 from ..errors import CheckpointError, name_some
@@ -71,12 +73,44 @@ def import_tensors(
     if unknown:
         raise CheckpointError(f"{source}: unknown tensors: {name_some(unknown)}")
 
+    _check_width(tensors, pairs, config, source)
     ours = {}
     for our_name, their_name in pairs:
         value = tensors[their_name]
         ours[our_name] = value.T.copy() if transposed(their_name) else value
     check_tensors(ours, config, architecture, source)
+    check_finite({their: tensors[their] for _, their in pairs}, source)
     return ours, architecture
+
+
+def _check_width(tensors: dict, pairs, config: BertConfig, source: str) -> None:
+    """The config's vocabulary and width against the word embeddings, in one line: a config
+    that lacks or misstates them would otherwise fail as a mismatch of every tensor."""
+    for ours, theirs in pairs:
+        if ours.endswith("embeddings.word_embeddings.embedding_table"):
+            shape = tuple(tensors[theirs].shape)
+            if shape != (config.vocab_size, config.hidden_size):
+                raise CheckpointError(
+                    f"{source}: the word embeddings {theirs} are {' x '.join(map(str, shape))} "
+                    f"but the config says vocab_size {config.vocab_size}, hidden_size "
+                    f"{config.hidden_size}"
+                )
+
+
+def check_finite(tensors: dict, source: str) -> None:
+    """A NaN or an infinity in a weight spreads to every output it reaches: a model saved
+    after a diverged step is refused, naming its tensors, rather than converted."""
+    bad = []
+    for name, value in tensors.items():
+        if np.issubdtype(value.dtype, np.floating):
+            count = value.size - int(np.count_nonzero(np.isfinite(value)))
+            if count:
+                bad.append(f"{name} ({count} of {value.size})")
+    if bad:
+        raise CheckpointError(
+            f"{source}: weights that are NaN or infinite: {name_some(bad)} (the model was "
+            "saved after training diverged, or the file is damaged)"
+        )
 
 
 def export_tensors(

@@ -4,6 +4,16 @@ HF keeps the encoder under `bert.` in its head classes and at the top level in a
 `BertModel` (as all-MiniLM-L6-v2 ships it). Old checkpoints name LayerNorm parameters
 gamma/beta; the masked-LM decoder is tied to the word embeddings and usually not stored.
 `BertForMaskedLM` has neither pooler nor next-sentence head; `BertForPreTraining` has both.
+
+`pytorch_model.bin` (one file, or shards listed in `pytorch_model.bin.index.json`) is read
+without torch and without running it (`torch_pickle`).
+
+huawei-noah's TinyBERT folders are HF folders too (their config.json has no `model_type`):
+a general TinyBERT (`TinyBertForPreTraining`: `bert.*`, the pre-training heads `cls.*`, and
+`fit_dense`, student width -> teacher width) becomes our general student, the encoder and its
+fit_dense, what tinybert-gd writes as gd.ckpt; a task TinyBERT
+(`TinyBertForSequenceClassification`: `bert.*`, `classifier`, `fit_dense`) becomes a student
+classifier with its fit_dense.
 """
 
 from __future__ import annotations
@@ -16,28 +26,31 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from ..checkpoint import read_checkpoint, stored_architecture, write_checkpoint
-from ..config import BertConfig
+from ..checkpoint import Checkpoint, read_checkpoint, stored_architecture, write_checkpoint
+from ..config import BertConfig, read_json_object
 from ..errors import CheckpointError
 from ..files import atomic_path
 from ..modeling import ARCHITECTURES
-from ..names import our_prefix
-from .core import check_layer_count, export_tensors, import_tensors
+from ..names import FIT_DENSE, our_prefix
+from .core import check_finite, check_layer_count, export_tensors, import_tensors
+from .torch_pickle import read_torch_checkpoint
 
 log = logging.getLogger(__name__)
 
 LAYER_PATTERN = r"encoder\.layer\.(\d+)\."
-# Present in some checkpoints, never weights: position ids buffer, tied decoder copies.
+# Present in some checkpoints, never weights: the position ids buffer (also under the
+# backbone's prefix), the tied decoder's copies.
 IGNORED = {
     "embeddings.position_ids",
     "cls.predictions.decoder.weight",
     "cls.predictions.decoder.bias",
 }
+# The weight files of a folder, in the order they are looked for.
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 def _read_weights(directory: Path) -> dict:
     safetensors_file = directory / "model.safetensors"
-    torch_file = directory / "pytorch_model.bin"
     if safetensors_file.is_file():
         try:
             return load_file(str(safetensors_file))
@@ -45,20 +58,10 @@ def _read_weights(directory: Path) -> dict:
             raise CheckpointError(
                 f"{safetensors_file}: not a readable safetensors file ({error})"
             ) from None
-    if torch_file.is_file():
-        try:
-            import torch
-        except ImportError:
-            raise CheckpointError(
-                f"{torch_file}: reading pytorch_model.bin needs torch; install it or "
-                "convert the model to safetensors"
-            ) from None
-        state = torch.load(str(torch_file), map_location="cpu", weights_only=True)
-        return {
-            name: value.float().numpy() if value.is_floating_point() else value.numpy()
-            for name, value in state.items()
-        }
-    raise CheckpointError(f"{directory}: no model.safetensors or pytorch_model.bin")
+    for name in WEIGHT_FILES[1:]:
+        if (directory / name).is_file():
+            return read_torch_checkpoint(directory / name)
+    raise CheckpointError(f"{directory}: no {', '.join(WEIGHT_FILES[:-1])} or {WEIGHT_FILES[-1]}")
 
 
 def _modern_names(tensors: dict) -> dict:
@@ -71,6 +74,20 @@ def _modern_names(tensors: dict) -> dict:
             )
         renamed[name] = value
     return renamed
+
+
+def _read_config(config_file: Path) -> tuple[dict, BertConfig]:
+    """config.json, as a dict and as our BertConfig. A config of another model type (GPT-2,
+    RoBERTa, ...) is refused: its tensors would mean other things under similar names.
+    huawei-noah's TinyBERT and Google's configs have no model_type."""
+    hf_config = read_json_object(config_file)
+    model_type = hf_config.get("model_type", "bert")
+    if model_type != "bert":
+        raise CheckpointError(
+            f"{config_file}: model_type is {model_type!r}; tinybert-convert hf2ms reads BERT "
+            "models (model_type 'bert')"
+        )
+    return hf_config, BertConfig.from_json(config_file)
 
 
 def _architecture(hf_config: dict, tensors: dict) -> str:
@@ -92,8 +109,27 @@ def _architecture(hf_config: dict, tensors: dict) -> str:
     return "BertModel"
 
 
-def hf_to_ms(input_dir, output, strict: bool = True) -> str:
-    """Convert a Hugging Face BERT directory to a MindSpore checkpoint; returns the architecture."""
+def _take_fit_dense(tensors: dict, config: BertConfig, directory: Path) -> dict:
+    """A TinyBERT's fit_dense (student hidden -> teacher hidden), taken out of `tensors`."""
+    found = {name: tensors.pop(name) for name in FIT_DENSE if name in tensors}
+    if not found:
+        return found
+    weight, bias = found.get("fit_dense.weight"), found.get("fit_dense.bias")
+    if weight is None or bias is None:
+        raise CheckpointError(f"{directory}: fit_dense has a {', '.join(found)} and nothing else")
+    if weight.ndim != 2 or weight.shape[1] != config.hidden_size or bias.shape != weight.shape[:1]:
+        raise CheckpointError(
+            f"{directory}: fit_dense.weight {tuple(weight.shape)} and fit_dense.bias "
+            f"{tuple(bias.shape)} do not map the student's hidden_size {config.hidden_size} "
+            "to a teacher's width ([teacher, student] and [teacher])"
+        )
+    check_finite(found, str(directory))
+    return found
+
+
+def read_hf_checkpoint(input_dir, strict: bool = True) -> Checkpoint:
+    """A Hugging Face (or huawei-noah TinyBERT) folder converted to our tensors and config, in
+    memory: what `hf_to_ms` writes. A TinyBERT's `fit_dense` is kept under that name."""
     directory = Path(input_dir)
     if not directory.is_dir():
         raise CheckpointError(
@@ -102,12 +138,14 @@ def hf_to_ms(input_dir, output, strict: bool = True) -> str:
     config_file = directory / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"{directory}: no config.json (a Hugging Face model folder has one)")
-    hf_config = json.loads(config_file.read_text(encoding="utf-8-sig"))
+    hf_config, config = _read_config(config_file)
     tensors = _modern_names(_read_weights(directory))
+    fit_dense = _take_fit_dense(tensors, config, directory)
+    if fit_dense and any(name.startswith("cls.") for name in tensors):
+        _take_pretraining_heads(tensors, fit_dense, directory)
     backbone_prefix = "bert." if any(n.startswith("bert.") for n in tensors) else ""
     architecture = _architecture(hf_config, tensors)
 
-    config = BertConfig.from_json(config_file)
     if architecture in ("BertForSequenceClassification", "BertForTokenClassification"):
         num_labels = tensors["classifier.weight"].shape[0] if "classifier.weight" in tensors else 0
         labels = config.labels if config.labels and len(config.labels) == num_labels else None
@@ -130,7 +168,7 @@ def hf_to_ms(input_dir, output, strict: bool = True) -> str:
         architecture=architecture,
         config=config,
         backbone_prefix=backbone_prefix,
-        ignore=IGNORED,
+        ignore=IGNORED | {backbone_prefix + "embeddings.position_ids"},
         strict=strict,
         source=str(directory),
     )
@@ -138,8 +176,43 @@ def hf_to_ms(input_dir, output, strict: bool = True) -> str:
         config.labels, config.task_type = None, None
     if architecture == "BertForMaskedLM":
         _report_masked_lm(tensors, backbone_prefix, directory)
-    write_checkpoint(output, ours, config, architecture)
-    return architecture
+    if fit_dense and architecture == "BertForSequenceClassification":
+        # TinyBertForSequenceClassification computes classifier(relu(pooled)); ours, as
+        # transformers' BertForSequenceClassification, classifier(pooled).
+        log.warning(
+            "%s: huawei-noah TinyBertForSequenceClassification: encoder, classifier and "
+            "fit_dense converted; its classifier read the pooled output through a ReLU, ours "
+            "reads it as it is, so its logits differ until the classifier is trained again "
+            "(tinybert-td phase 2: --load_td1_ckpt_path)",
+            directory,
+        )
+    return Checkpoint({**ours, **fit_dense}, config, architecture, {})
+
+
+def _take_pretraining_heads(tensors: dict, fit_dense: dict, directory: Path) -> None:
+    """huawei-noah's general TinyBERT: its pre-training heads were never trained by their
+    general distillation (it distils layers only) and our general student has none."""
+    heads = sorted(name for name in tensors if name.startswith("cls."))
+    for name in heads:
+        del tensors[name]
+    teacher, student = fit_dense["fit_dense.weight"].shape
+    log.info(
+        "%s: huawei-noah general TinyBERT: encoder and fit_dense (%d -> %d, a teacher of "
+        "hidden size %d) converted, as tinybert-gd's gd.ckpt; its pre-training heads left out "
+        "(%d tensors: cls.*)",
+        directory,
+        student,
+        teacher,
+        teacher,
+        len(heads),
+    )
+
+
+def hf_to_ms(input_dir, output, strict: bool = True) -> str:
+    """Convert a Hugging Face BERT directory to a MindSpore checkpoint; returns the architecture."""
+    checkpoint = read_hf_checkpoint(input_dir, strict)
+    write_checkpoint(output, checkpoint.tensors, checkpoint.config, checkpoint.architecture)
+    return checkpoint.architecture
 
 
 def _report_masked_lm(tensors: dict, backbone_prefix: str, directory: Path) -> None:

@@ -27,7 +27,7 @@ from ..checkpoint import read_checkpoint, stored_architecture, write_checkpoint
 from ..config import BertConfig
 from ..errors import CheckpointError
 from ..names import ignored_names
-from .core import check_layer_count, export_tensors, import_tensors
+from .core import check_finite, check_layer_count, export_tensors, import_tensors
 
 EMBEDDING = re.compile(r"^(.*?)((?:tiny)?bert_)embedding_lookup\.embedding_table$")
 # Optimizer and loss-scale state the zoo's training networks save beside the weights.
@@ -131,6 +131,7 @@ def zoo_to_ms(
     )
 
     fit_dense = {n: tensors[n] for n in ("fit_dense.weight", "fit_dense.bias") if n in tensors}
+    check_finite(fit_dense, source)
     # Everything outside this encoder and its heads (another network's encoder, training
     # state) is left out; inside it, unknown names are errors.
     ours_prefixes = (layout.prefix, head + "dense_1.", head + "cls1.", head + "cls2.")
