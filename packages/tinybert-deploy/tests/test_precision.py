@@ -1,5 +1,7 @@
 """Reduced precision on real dev data (issue 17): int8 (dynamic and static QDQ) and bf16 keep
-a trained model's accuracy; OpenVINO (extra [openvino]) computes what ONNX Runtime computes.
+a trained model's accuracy; OpenVINO (extra [openvino]) computes what ONNX Runtime computes;
+the graphs of issue 37 (padded tokens skipped, ONNX Runtime's fused operators) compute what the
+graph that computes padded tokens too gives.
 
 The subject is tests/real_students.py's SST-2 checkpoint: all-MiniLM-L6-v2's layers 1, 2, 4, 5
 with a head fitted on 400 SST-2 train rows, scored on the full SST-2 dev set (872 rows)."""
@@ -16,7 +18,7 @@ from pathlib import Path  # noqa: E402
 from real_students import real_student  # noqa: E402
 
 from tinybert_deploy import OnnxModel, evaluate, task_columns  # noqa: E402
-from tinybert_deploy.export import export  # noqa: E402
+from tinybert_deploy.export import export, export_onnx  # noqa: E402
 from tinybert_deploy.quantize import quantize_model, round_bf16  # noqa: E402
 from tinybert_deploy.runtime import (  # noqa: E402
     choose_runtime,
@@ -35,7 +37,13 @@ def student(tmp_path_factory, sst2_dev):
     model = OnnxModel(fp32)
     dev = task_columns("sst2", sst2_dev, None, model)
     calibration = task_columns("sst2", train, None, model, rows=128)
-    return {"fp32": fp32, "folder": folder, "dev": dev, "calibration": calibration}
+    return {
+        "fp32": fp32,
+        "checkpoint": checkpoint,
+        "folder": folder,
+        "dev": dev,
+        "calibration": calibration,
+    }
 
 
 def predictions(model, dev) -> np.ndarray:
@@ -102,6 +110,30 @@ def _logit_error(path, student) -> float:
         batch = [dev[n][start : start + 64] for n in ("input_ids", "segment_ids", "input_mask")]
         errors.append(np.abs(model.logits(*batch) - fp32.logits(*batch)).ravel())
     return float(np.concatenate(errors).mean())
+
+
+def test_graphs_of_issue_37_compute_what_padded_tokens_too_give(student):
+    """On the 872 SST-2 dev rows: the default graph (padded tokens skipped) and the fused one
+    give the logits of the graph that computes padded tokens too (within the 1e-4 fp32 parity
+    bound); the fused graph's int8 stays within dynamic int8's bars."""
+    folder = student["folder"]
+    every_token = export_onnx(student["checkpoint"], folder / "every.onnx", remove_padding=False)
+    fused = export(student["checkpoint"], None, folder / "fused", "ONNX", fused=True)
+    dev, models = student["dev"], [OnnxModel(p) for p in (every_token, student["fp32"], fused)]
+    for start in range(0, len(dev["input_ids"]), 64):
+        batch = [dev[n][start : start + 64] for n in ("input_ids", "segment_ids", "input_mask")]
+        reference, *others = (model.logits(*batch) for model in models)
+        for model, logits in zip(models[1:], others):
+            assert np.abs(logits - reference).max() < 1e-4, (model.path, start)
+    int8 = OnnxModel(quantize_model(fused, folder / "fused.int8.onnx", "dynamic"))
+    fp32 = OnnxModel(student["fp32"])
+    agreement = np.mean(predictions(int8, student["dev"]) == predictions(fp32, student["dev"]))
+    change = (
+        evaluate(int8, "sst2", student["dev"])["accuracy"]
+        - evaluate(fp32, "sst2", student["dev"])["accuracy"]
+    )
+    least_agreement, largest_change = INT8_BARS["dynamic"]
+    assert agreement >= least_agreement and abs(change) <= largest_change, (agreement, change)
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "static"])

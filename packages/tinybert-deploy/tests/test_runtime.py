@@ -134,7 +134,7 @@ def test_not_a_model(tmp_path, vocab_en, capsys):
     assert predict(["--model", str(bad), "--vocab", str(vocab_en), "text"]) == 1
     assert "not a model ONNX Runtime can load" in capsys.readouterr().err
     assert predict(["--model", str(tmp_path / "none.onnx"), "--vocab", str(vocab_en), "x"]) == 1
-    assert "model file not found" in capsys.readouterr().err
+    assert "none.onnx: file not found" in capsys.readouterr().err
 
 
 def test_empty_input(tmp_path, sst2_model, vocab_en, capsys):

@@ -21,10 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from tinybert_core import IGNORE_INDEX, read_task_info, write_task_info
+from tinybert_core import IGNORE_INDEX, TASK_FILE, read_task_info, write_task_info
 from tinybert_eval import get_evaluator
 
 from .errors import DeployError
+
+# The app runs a BERT exported at one fixed length; released BERTs have 512 positions. 4,096
+# leaves room for longer custom ones; more is a typo (10^9 would ask rows x 12 GB).
+MAX_SEQ_LENGTH = 4096
+# What postprocess reads from task.json (tinybert-core's read_task_info checks their kinds).
+NEEDED = ("task", "task_type", "labels", "seq_length", "num_rows")
 
 FOLDERS = {
     "input_ids": "00_input_ids",
@@ -73,17 +79,31 @@ def postprocess(data_dir, result_dir) -> dict:
         raise DeployError(
             f"{data_dir}: no task.json (write the folder with tinybert-310-preprocess)"
         )
-    label_ids = np.load(data_dir / "label_ids.npy")
-    input_mask = np.stack(
-        [
-            np.fromfile(
-                data_dir / FOLDERS["input_mask"] / f"{example_name(info['task'], i)}.bin", np.int32
-            )
-            for i in range(info["num_rows"])
-        ]
-    )
-    num_labels = 1 if info["task_type"] == "regression" else len(info["labels"])
+    missing = [key for key in NEEDED if info.get(key) is None]
+    if missing or not info["seq_length"]:
+        what = f"lacks {', '.join(missing)}" if missing else "gives seq_length 0"
+        raise DeployError(f"{data_dir / TASK_FILE} {what} (write it with tinybert-310-preprocess)")
+    label_file = data_dir / "label_ids.npy"
+    try:
+        label_ids = np.load(label_file)
+    except ValueError as error:  # not an .npy file, or one holding Python objects
+        raise DeployError(f"{label_file}: not a label array ({error})") from None
+    if len(label_ids) != info["num_rows"]:
+        raise DeployError(
+            f"{label_file} holds {len(label_ids)} rows but {TASK_FILE} says {info['num_rows']}"
+        )
+    # a known task first: its name is part of every file name read below
     evaluator = get_evaluator(info["task"], labels=info["labels"])
+    masks = []
+    for index in range(info["num_rows"]):
+        path = data_dir / FOLDERS["input_mask"] / f"{example_name(info['task'], index)}.bin"
+        masks.append(np.fromfile(path, np.int32))
+        if masks[-1].size != info["seq_length"]:
+            raise DeployError(
+                f"{path}: {masks[-1].size} values, expected seq_length {info['seq_length']}"
+            )
+    input_mask = np.stack(masks)
+    num_labels = 1 if info["task_type"] == "regression" else len(info["labels"])
     for index in range(info["num_rows"]):
         path = result_dir / f"{example_name(info['task'], index)}_0.bin"
         if not path.is_file():

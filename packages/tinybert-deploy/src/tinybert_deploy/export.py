@@ -5,8 +5,10 @@
 
 ONNX is written from the weights (see onnx_graph.py) with truly dynamic batch and sequence
 axes and exact Erf GELU, plus metadata (task, labels, vocabulary size, lower-casing, maximum
-length) that tinybert-predict and tinybert-eval-onnx read. MINDIR comes from MindSpore's
-exporter with dynamic-shape inputs. AIR needs an Ascend backend. The console script
+length) that tinybert-predict and tinybert-eval-onnx read; `fused=True` writes ONNX Runtime's
+fused operators (domain com.microsoft). MINDIR comes from MindSpore's exporter with
+dynamic-shape inputs. AIR needs an Ascend backend. A classifier's graph computes its last
+layer for [CLS] alone in every format. The console script
 `tinybert-export` (the model zoo's flags) is in cli.py.
 """
 
@@ -122,8 +124,16 @@ def model_description(
 
 
 def export_onnx(
-    ckpt_file, output, task_name=None, config_path=None, do_lower_case=None, vocab_path=None
+    ckpt_file,
+    output,
+    task_name=None,
+    config_path=None,
+    do_lower_case=None,
+    vocab_path=None,
+    fused: bool = False,
+    remove_padding: bool = True,
 ) -> Path:
+    """The ONNX graph of onnx_graph.py (`fused`, `remove_padding`: see its `build_graph`)."""
     import onnx
 
     from .onnx_graph import build_graph
@@ -134,7 +144,9 @@ def export_onnx(
     )
     check_finite(checkpoint.tensors, ckpt_file)
     try:
-        model = build_graph(checkpoint.tensors, config, architecture, metadata)
+        model = build_graph(
+            checkpoint.tensors, config, architecture, metadata, fused, remove_padding
+        )
     except (KeyError, ValueError) as error:
         raise DeployError(f"{ckpt_file}: cannot build the ONNX graph ({error})") from None
     try:
@@ -176,15 +188,15 @@ def export_mindspore(
         model = load_model(ckpt_file)
 
     class LogitsOnly(nn.Cell):
-        """The exported graph's one output (the models ask for no hidden states or attention
-        scores by default, so none are computed)."""
+        """The exported graph's one output: the models' `logits_only` computes no layer
+        outputs, and a sequence classifier's last layer computes [CLS] alone."""
 
         def __init__(self, model):
             super().__init__()
             self.model = model
 
         def construct(self, input_ids, segment_ids, input_mask):
-            return self.model(input_ids, segment_ids, input_mask)[0]
+            return self.model(input_ids, segment_ids, input_mask, logits_only=True)[0]
 
     net = LogitsOnly(model)
     net.set_train(False)
@@ -226,23 +238,28 @@ def export(
     vocab_path=None,
     calibration_data=None,
     device_target: str | None = None,
+    fused: bool = False,
 ) -> Path:
     """Export a checkpoint; returns the written file (`file_name` plus the format's suffix).
 
     `task_name`, `do_lower_case`, `vocab_path`: for checkpoints that do not record them (the
     trainers' checkpoints do); `quantize` "dynamic" or "static" also writes `<name>.int8.onnx`,
     static calibrated on `calibration_data` (a records folder or raw task file).
-    `device_target`: MindSpore's backend for MINDIR/AIR (ONNX needs no MindSpore)."""
+    `device_target`: MindSpore's backend for MINDIR/AIR (ONNX needs no MindSpore).
+    `fused`: ONNX only, ONNX Runtime's fused operators (domain com.microsoft: a file for
+    runtimes that know them)."""
     file_format = file_format.upper()
     if file_format not in FORMATS:
         raise DeployError(f"--file_format must be one of {', '.join(FORMATS)}, not {file_format}")
     if quantize and file_format != "ONNX":
         raise DeployError("--quantize applies to ONNX exports only")
+    if fused and file_format != "ONNX":
+        raise DeployError("--fused applies to ONNX exports only")
     if quantize == "static" and calibration_data is None:
         raise DeployError("--quantize static needs --calibration_data (the task's train records)")
     output = output_path(file_name, file_format)
     if file_format == "ONNX":
-        export_onnx(ckpt_file, output, task_name, config_path, do_lower_case, vocab_path)
+        export_onnx(ckpt_file, output, task_name, config_path, do_lower_case, vocab_path, fused)
     else:
         export_mindspore(ckpt_file, output, file_format, config_path, device_target)
     log.info("wrote %s", output)

@@ -6,28 +6,53 @@ axes. Here every op is chosen so that no size but the hidden width is fixed: the
 ids come from `Range(0, Shape(input_ids)[1])`, head splitting reshapes with the batch size
 read from `Shape(input_ids)[0]` and -1 for the sequence, and the [CLS] vector is a Gather.
 
-The graph is also written in the form ONNX Runtime's optimizer fuses best (ORT 1.32,
-read from its fusion rules and measured in bench/bench_deploy.py):
-- tokens travel as one [batch*sequence, hidden] matrix between the attention blocks, so
-  every MatMul + Add (weights and bias) becomes one Gemm / FusedMatMul and later int8
-  MatMulIntegerToFloat with the bias folded in; 3-D MatMul + Add with dynamic shapes is not
-  fused;
+Work left out (issue 37):
+- A sequence classifier's pooler reads the [CLS] vector alone, so its last layer computes
+  [CLS] alone: the query, the attention output, the feed-forward block and both norms for one
+  row a sequence; the keys and values still come from every token (what tinybert_model's
+  `logits_only` computes). At sequence 128 that is about a fifth of a 4-layer model's work.
+- A sequence classifier computes no padded token (`remove_padding`): the real tokens of the
+  whole batch travel as one [tokens, hidden] matrix, gathered at `NonZero(input_mask)`. Only
+  the two attention products need the [batch, heads, sequence, head_size] grid; queries, keys
+  and values are gathered into it (a padded position takes the row of the real token before
+  it: its key is masked by the -10000 penalty, its query's output is never read) and the
+  context gathered back out. Position 0 ([CLS]) always counts as real, so no row is empty.
+- A tagger outputs every token: its graph computes every position of every layer.
+
+The graph is written in the form ONNX Runtime's optimizer fuses best (ORT 1.32, read from its
+fusion rules and measured in bench/bench_deploy.py):
+- tokens travel as one [tokens, hidden] matrix between the attention blocks, so every MatMul +
+  Add (weights and bias) becomes one Gemm / FusedMatMul and later int8 MatMulIntegerToFloat
+  with the bias folded in; 3-D MatMul + Add with dynamic shapes is not fused;
 - GELU is exact and written x * 0.5 * (1 + Erf(x / √2)) with a Div, the pattern ORT's
   Gelu and BiasGelu fusions start from (a Mul by 1/√2 is not matched);
-- the attention scale 1/√head_size is folded into the query weights (one op less per
-  layer);
-- residual Add then LayerNormalization, which ORT's CPU provider runs faster than its fused
-  SkipLayerNormalization.
+- the attention scale 1/√head_size is folded into the query weights (one op less per layer);
+- residual Add then LayerNormalization.
+
+`fused=True` writes ONNX Runtime's own fused operators (domain com.microsoft) instead, which
+its transformer optimizer (`onnxruntime.transformers.optimizer`, model_type "bert") cannot
+put into this graph: on the graph above it fuses BiasGelu alone (its Attention pattern wants
+3-D tokens, an explicit scale and the mask as Unsqueeze, Cast, Sub, Mul; its
+SkipLayerNormalization wants 3-D inputs). The fused ops: EmbedLayerNormalization (the three
+lookups, their sum and the norm), MultiHeadAttention (the attention products, mask and softmax
+over projected queries, keys and values: the projections stay MatMuls, which the int8
+quantizer takes per channel; ORT's Attention op would instead run them as one small GEMM per
+head, 26 columns wide at TinyBERT-4's head size), SkipLayerNormalization (bias, residual and
+norm) and BiasGelu (FastGelu for `gelu_tanh`). Such a file needs a runtime that knows these
+operators (ONNX Runtime; OpenVINO 2026.4 read it too when tried); the default graph is
+standard ONNX.
 
 Inputs `input_ids`, `segment_ids`, `input_mask` (int32, [batch, sequence]); output `logits`
 ([batch, labels] for classification and regression, [batch, sequence, labels] for NER).
 The graph follows tinybert_model's modeling.py step by step (post-norm layers, mask penalty
--10000) and gives its logits within 1e-4 (tests/test_export.py). Every weight is found by its
-cell's name in tinybert_model's one table of tensor names (`tensor_names("query", ...)`).
+-10000) and gives its logits within 1e-4 of the largest (tests/test_export.py). Every weight
+is found by its cell's name in tinybert_model's one table of tensor names
+(`tensor_names("query", ...)`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -39,6 +64,7 @@ from tinybert_core import TEXT_COLUMNS as INPUTS
 from tinybert_model import tensor_names
 
 OPSET = 17  # LayerNormalization is a single op from opset 17
+ORT_DOMAIN = "com.microsoft"  # ONNX Runtime's contrib (fused) operators
 
 
 class GraphBuilder:
@@ -71,21 +97,34 @@ class GraphBuilder:
         self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype), name))
         return name
 
-    def op(self, op_type: str, *inputs: str, **attributes) -> str:
+    def op(self, op_type: str, *inputs: str, domain: str = "", outputs: int = 1, **attributes):
+        """Adds a node; returns its output's name (`outputs` > 1: the first; the others are
+        written but read by nothing)."""
         self.count += 1
         output = f"{op_type.lower()}_{self.count}"
-        self.nodes.append(helper.make_node(op_type, list(inputs), [output], **attributes))
+        names = [output] + [f"{output}_{index}" for index in range(1, outputs)]
+        self.nodes.append(
+            helper.make_node(op_type, list(inputs), names, domain=domain or None, **attributes)
+        )
         return output
+
+    def fused(self, op_type: str, *inputs: str, **attributes) -> str:
+        """One of ONNX Runtime's fused operators."""
+        return self.op(op_type, *inputs, domain=ORT_DOMAIN, **attributes)
 
     def embedding(self, cell: str, ids: str) -> str:
         (table,) = self.names(cell)
         return self.op("Gather", self.weight(table), ids)
 
-    def dense(self, x: str, cell: str, layer: int | None = None, scale: float = 1.0) -> str:
-        """x @ W + b; on a 2-D x, ORT fuses the two into one Gemm."""
+    def projection(self, x: str, cell: str, layer: int | None = None, scale: float = 1.0):
+        """(x @ W, the bias's initializer name): for the fused ops that add the bias."""
         weight, bias = self.names(cell, layer)
         weight = self.weight(weight, transpose=True, scale=scale)
-        return self.op("Add", self.op("MatMul", x, weight), self.weight(bias, scale=scale))
+        return self.op("MatMul", x, weight), self.weight(bias, scale=scale)
+
+    def dense(self, x: str, cell: str, layer: int | None = None, scale: float = 1.0) -> str:
+        """x @ W + b; on a 2-D x, ORT fuses the two into one Gemm."""
+        return self.op("Add", *self.projection(x, cell, layer, scale))
 
     def layer_norm(self, x: str, cell: str, epsilon: float, layer: int | None = None) -> str:
         gamma, beta = (self.weight(name) for name in self.names(cell, layer))
@@ -108,88 +147,226 @@ class GraphBuilder:
         return self.op("Relu", x)
 
 
-def _attention(g: GraphBuilder, x: str, bias: str, heads_shape: str, layer: int, config) -> str:
-    """Self-attention over the [batch*seq, hidden] matrix `x`; `heads_shape` is
-    [batch, -1, heads, head_size] and `bias` the [batch, 1, 1, seq] mask penalty."""
-    head_size = config.hidden_size // config.num_attention_heads
+class TokenRows:
+    """Which cells of the [batch, sequence] grid the token matrix holds, and the way between
+    the two: every cell in order (`packed=False`), or the real tokens alone (see the module's
+    docstring)."""
 
-    def split_heads(cell: str, permutation: list, scale: float = 1.0) -> str:
-        projected = g.dense(x, cell, layer, scale)
-        return g.op("Transpose", g.op("Reshape", projected, heads_shape), perm=permutation)
+    def __init__(self, g: GraphBuilder, batch: str, positions: str, packed: bool):
+        self.g, self.batch, self.packed = g, batch, packed
+        if not packed:
+            return
+        # real tokens, [CLS] always among them: [batch * sequence] booleans
+        first = g.op("Equal", positions, g.constant(0, np.int64))
+        real = g.op("Or", g.op("Cast", "input_mask", to=TensorProto.BOOL), first)
+        real = g.op("Reshape", real, g.constant([-1], np.int64))
+        self.kept = g.op("Reshape", g.op("NonZero", real), g.constant([-1], np.int64))
+        # for each grid cell, its row in the token matrix (a padded cell: the real one before it)
+        counted = g.op("CumSum", g.op("Cast", real, to=TensorProto.INT64), g.constant(0, np.int64))
+        self.grid_rows = g.op(
+            "Max", g.op("Sub", counted, g.constant(1, np.int64)), g.constant(0, np.int64)
+        )
 
-    query = split_heads("query", [0, 2, 1, 3], 1.0 / math.sqrt(head_size))  # [b, heads, s, d]
-    key = split_heads("key", [0, 2, 3, 1])  # [b, heads, d, s]
-    value = split_heads("value", [0, 2, 1, 3])
-    probabilities = g.op("Softmax", g.op("Add", g.op("MatMul", query, key), bias), axis=-1)
-    context = g.op("Transpose", g.op("MatMul", probabilities, value), perm=[0, 2, 1, 3])
-    context = g.op("Reshape", context, g.constant([-1, config.hidden_size], np.int64))
-    return g.dense(context, "attention_output", layer)
+    def from_grid(self, x: str) -> str:
+        """[batch * sequence, width] -> the token matrix."""
+        return self.g.op("Gather", x, self.kept, axis=0) if self.packed else x
+
+    def to_grid(self, x: str) -> str:
+        """The token matrix -> [batch * sequence, width]."""
+        return self.g.op("Gather", x, self.grid_rows, axis=0) if self.packed else x
+
+    def first_tokens(self, x: str, width: int) -> str:
+        """The [CLS] rows of the token matrix, [batch, width]."""
+        g = self.g
+        if self.packed:
+            per_row = g.op(
+                "Reshape",
+                self.grid_rows,
+                g.op("Concat", self.batch, g.constant([-1], np.int64), axis=0),
+            )
+            return g.op("Gather", x, g.op("Gather", per_row, g.constant(0, np.int64), axis=1))
+        grid = g.op(
+            "Reshape", x, g.op("Concat", self.batch, g.constant([-1, width], np.int64), axis=0)
+        )
+        return g.op("Gather", grid, g.constant(0, np.int64), axis=1)
 
 
-def build_graph(tensors: dict, config, architecture: str, metadata: dict) -> onnx.ModelProto:
+ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_tanh", "relu": "relu"}  # GraphBuilder methods
+
+
+class _EncoderWriter:
+    """Writes the encoder's layers into `g`, in standard or ONNX Runtime's fused operators."""
+
+    def __init__(self, g: GraphBuilder, config, rows: TokenRows, fused: bool):
+        self.g, self.config, self.rows, self.fused = g, config, rows, fused
+        self.epsilon = float(config.layer_norm_eps)
+        self.width = config.hidden_size
+        self.heads = config.num_attention_heads
+        self.head_size = self.width // self.heads
+        batch = rows.batch
+        if fused:  # MultiHeadAttention takes [batch, sequence, hidden]
+            self.grid_3d = g.op("Concat", batch, g.constant([-1, self.width], np.int64), axis=0)
+            return
+        self.heads_shape = g.op(
+            "Concat", batch, g.constant([-1, self.heads, self.head_size], np.int64), axis=0
+        )
+        # a [CLS] query as [b, heads, 1, d], the same memory as [b, 1, heads, d]: no Transpose
+        self.first_heads_shape = g.op(
+            "Concat", batch, g.constant([self.heads, 1, self.head_size], np.int64), axis=0
+        )
+        # [b, 1, 1, s]: 0 at real keys, -10000 at padding
+        mask = g.op("Cast", "input_mask", to=TensorProto.FLOAT)
+        bias = g.op("Mul", g.op("Sub", g.constant(1.0), mask), g.constant(MASK_PENALTY))
+        self.mask_bias = g.op("Unsqueeze", bias, g.constant([1, 2], np.int64))
+
+    def layer(self, hidden: str, layer: int, first_token_only: bool) -> str:
+        """One post-norm transformer layer over the token matrix `hidden`; with
+        `first_token_only` it returns the [CLS] rows alone, [batch, hidden]."""
+        g = self.g
+        query_rows = self.rows.first_tokens(hidden, self.width) if first_token_only else hidden
+        scale = 1.0 / math.sqrt(self.head_size)
+        query = g.dense(query_rows, "query", layer, scale)
+        key, value = g.dense(hidden, "key", layer), g.dense(hidden, "value", layer)
+        context = self.attention(query, key, value, first_token_only)
+        attended = self.add_norm(context, "attention_output", query_rows, "attention_norm", layer)
+        inner = self.intermediate(attended, layer)
+        return self.add_norm(inner, "output", attended, "output_norm", layer)
+
+    def attention(self, query: str, key: str, value: str, first_token_only: bool) -> str:
+        """softmax(query · keyᵀ + mask penalty) · value of projected rows (the scale is in the
+        query weights): the context, one row per query row."""
+        g, rows = self.g, self.rows
+        key, value = rows.to_grid(key), rows.to_grid(value)
+        if not first_token_only:
+            query = rows.to_grid(query)
+        if self.fused:
+            query_3d = (
+                g.constant([-1, 1, self.width], np.int64) if first_token_only else self.grid_3d
+            )
+            context = g.fused(
+                "MultiHeadAttention",
+                g.op("Reshape", query, query_3d),
+                g.op("Reshape", key, self.grid_3d),
+                g.op("Reshape", value, self.grid_3d),
+                "",  # no bias: the projections added theirs
+                "input_mask",
+                num_heads=self.heads,
+                scale=1.0,
+                mask_filter_value=MASK_PENALTY,
+            )
+            context = g.op("Reshape", context, g.constant([-1, self.width], np.int64))
+            return context if first_token_only else rows.from_grid(context)
+
+        def split_heads(x: str, permutation: list) -> str:
+            return g.op("Transpose", g.op("Reshape", x, self.heads_shape), perm=permutation)
+
+        if first_token_only:
+            query = g.op("Reshape", query, self.first_heads_shape)  # [b, heads, 1, d]
+        else:
+            query = split_heads(query, [0, 2, 1, 3])  # [b, heads, s, d]
+        scores = g.op("MatMul", query, split_heads(key, [0, 2, 3, 1]))
+        probabilities = g.op("Softmax", g.op("Add", scores, self.mask_bias), axis=-1)
+        context = g.op("MatMul", probabilities, split_heads(value, [0, 2, 1, 3]))
+        if first_token_only:  # [b, heads, 1, d] is [b, hidden] already
+            return g.op("Reshape", context, g.constant([-1, self.width], np.int64))
+        context = g.op("Transpose", context, perm=[0, 2, 1, 3])
+        return rows.from_grid(g.op("Reshape", context, g.constant([-1, self.width], np.int64)))
+
+    def add_norm(self, x: str, cell: str, residual: str, norm: str, layer: int) -> str:
+        """LayerNorm(x · W + b + residual)."""
+        g = self.g
+        if self.fused:
+            product, bias = g.projection(x, cell, layer)
+            gamma, beta = (g.weight(name) for name in g.names(norm, layer))
+            return g.fused(
+                "SkipLayerNormalization", product, residual, gamma, beta, bias, epsilon=self.epsilon
+            )
+        added = g.op("Add", g.dense(x, cell, layer), residual)
+        return g.layer_norm(added, norm, self.epsilon, layer)
+
+    def intermediate(self, x: str, layer: int) -> str:
+        """The feed-forward block's first projection and activation."""
+        g, activation = self.g, self.config.hidden_act
+        fused_activation = {"gelu": "BiasGelu", "gelu_tanh": "FastGelu"}.get(activation)
+        if self.fused and fused_activation:
+            return g.fused(fused_activation, *g.projection(x, "intermediate", layer))
+        return getattr(g, ACTIVATIONS[activation])(g.dense(x, "intermediate", layer))
+
+
+def build_graph(
+    tensors: dict,
+    config,
+    architecture: str,
+    metadata: dict,
+    fused: bool = False,
+    remove_padding: bool = True,
+) -> onnx.ModelProto:
     """The ONNX model of a `BertForSequenceClassification` / `BertForTokenClassification`
-    checkpoint (`tensors`: tinybert_model names -> numpy arrays, `config`: its BertConfig)."""
+    checkpoint (`tensors`: tinybert_model names -> numpy arrays, `config`: its BertConfig).
+
+    `fused`: ONNX Runtime's fused operators instead of standard ones; `remove_padding`: a
+    sequence classifier computes its real tokens alone (a tagger always computes every
+    position: it outputs them). The metadata gets a `graph` entry saying which of these the
+    graph does."""
     if architecture not in ("BertForSequenceClassification", "BertForTokenClassification"):
         raise ValueError(
             f"only task models can be exported (this checkpoint holds a {architecture})"
         )
-    activations = {"gelu": "gelu", "gelu_tanh": "gelu_tanh", "relu": "relu"}
-    if config.hidden_act not in activations:
+    if config.hidden_act not in ACTIVATIONS:
         raise ValueError(f"hidden_act {config.hidden_act!r} has no ONNX form here")
+    classifier = architecture == "BertForSequenceClassification"
     g = GraphBuilder(tensors, architecture)
-    epsilon = float(config.layer_norm_eps)
     hidden_size = config.hidden_size
-    activation = getattr(g, activations[config.hidden_act])
 
     # sizes read from the input, so that both axes stay dynamic
     shape = g.op("Shape", "input_ids")
     batch = g.op("Slice", shape, g.constant([0], np.int64), g.constant([1], np.int64))
-    sequence = g.op("Gather", shape, g.constant(1, np.int64), axis=0)
-    heads_shape = g.op(
-        "Concat",
-        batch,
-        g.constant(
-            [-1, config.num_attention_heads, hidden_size // config.num_attention_heads], np.int64
-        ),
-        axis=0,
-    )
+    positions = None
+    if not fused or (classifier and remove_padding):
+        sequence = g.op("Gather", shape, g.constant(1, np.int64), axis=0)
+        positions = g.op("Range", g.constant(0, np.int64), sequence, g.constant(1, np.int64))
+    rows = TokenRows(g, batch, positions, packed=classifier and remove_padding)
 
-    # embeddings: word + position (0 .. sequence-1) + segment, as [batch*seq, hidden]
-    positions = g.op("Range", g.constant(0, np.int64), sequence, g.constant(1, np.int64))
-    embedded = g.op(
-        "Add",
-        g.op(
+    # embeddings: word + position (0 .. sequence-1) + segment, normalized, as token rows
+    if fused:
+        tables = [g.names(cell)[0] for cell in ("word_embeddings", "position_embeddings")]
+        tables.append(g.names("token_type_embeddings")[0])
+        norm = g.names("embeddings_norm")
+        embedded = g.fused(
+            "EmbedLayerNormalization",
+            "input_ids",
+            "segment_ids",
+            *(g.weight(name) for name in (*tables, *norm)),
+            epsilon=float(config.layer_norm_eps),
+            outputs=2,  # the second, a mask index, is read by nothing
+        )
+        grid = g.op("Reshape", embedded, g.constant([-1, hidden_size], np.int64))
+    else:
+        embedded = g.op(
             "Add",
-            g.embedding("word_embeddings", "input_ids"),
-            g.embedding("position_embeddings", positions),
-        ),
-        g.embedding("token_type_embeddings", "segment_ids"),
-    )
-    tokens = g.op("Reshape", embedded, g.constant([-1, hidden_size], np.int64))
-    hidden = g.layer_norm(tokens, "embeddings_norm", epsilon)
+            g.op(
+                "Add",
+                g.embedding("word_embeddings", "input_ids"),
+                g.embedding("position_embeddings", positions),
+            ),
+            g.embedding("token_type_embeddings", "segment_ids"),
+        )
+        tokens = g.op("Reshape", embedded, g.constant([-1, hidden_size], np.int64))
+        grid = g.layer_norm(tokens, "embeddings_norm", float(config.layer_norm_eps))
+    hidden = rows.from_grid(grid)
 
-    # [b, 1, 1, s]: 0 at real keys, -10000 at padding
-    mask = g.op("Cast", "input_mask", to=TensorProto.FLOAT)
-    bias = g.op("Mul", g.op("Sub", g.constant(1.0), mask), g.constant(MASK_PENALTY))
-    bias = g.op("Unsqueeze", bias, g.constant([1, 2], np.int64))
-
+    encoder = _EncoderWriter(g, config, rows, fused)
     for layer in range(config.num_hidden_layers):
-        attended = _attention(g, hidden, bias, heads_shape, layer, config)
-        hidden = g.layer_norm(g.op("Add", attended, hidden), "attention_norm", epsilon, layer)
-        feed_forward = g.dense(activation(g.dense(hidden, "intermediate", layer)), "output", layer)
-        hidden = g.layer_norm(g.op("Add", feed_forward, hidden), "output_norm", epsilon, layer)
+        last = layer == config.num_hidden_layers - 1
+        hidden = encoder.layer(hidden, layer, first_token_only=classifier and last)
 
-    # back to [batch, seq, hidden]
-    sequence_shape = g.op("Concat", batch, g.constant([-1, hidden_size], np.int64), axis=0)
-    sequence_output = g.op("Reshape", hidden, sequence_shape)
-    if architecture == "BertForTokenClassification":
+    if classifier:  # `hidden` holds the [CLS] rows: the pooler's input
+        logits = g.dense(g.op("Tanh", g.dense(hidden, "pooler")), "classifier")
+        logits_shape = ["batch", config.num_labels]
+    else:
         labels_shape = g.op("Concat", batch, g.constant([-1, config.num_labels], np.int64), axis=0)
         logits = g.op("Reshape", g.dense(hidden, "classifier"), labels_shape)
         logits_shape = ["batch", "sequence", config.num_labels]
-    else:  # the pooler reads the [CLS] vector
-        first_token = g.op("Gather", sequence_output, g.constant(0, np.int64), axis=1)
-        logits = g.dense(g.op("Tanh", g.dense(first_token, "pooler")), "classifier")
-        logits_shape = ["batch", config.num_labels]
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
 
     inputs = [
@@ -197,10 +374,17 @@ def build_graph(tensors: dict, config, architecture: str, metadata: dict) -> onn
     ]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, logits_shape)]
     graph = helper.make_graph(g.nodes, "tinybert", inputs, outputs, g.initializers)
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="tinybert-deploy"
-    )
+    opsets = [helper.make_opsetid("", OPSET)]
+    if fused:
+        opsets.append(helper.make_opsetid(ORT_DOMAIN, 1))
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="tinybert-deploy")
     model.ir_version = 8  # readable by onnxruntime 1.16 and later
+    description = {
+        "first_token_only": classifier,
+        "remove_padding": rows.packed,
+        "fused_ops": sorted({n.op_type for n in g.nodes if n.domain == ORT_DOMAIN}),
+    }
+    metadata = {**metadata, "graph": json.dumps(description)}
     helper.set_model_props(model, {key: str(value) for key, value in metadata.items()})
     onnx.checker.check_model(model)
     return model

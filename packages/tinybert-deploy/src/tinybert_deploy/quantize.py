@@ -117,6 +117,9 @@ def quantize_model(
     except Exception as error:  # onnx raises DecodeError and friends
         raise DeployError(f"{source}: not an ONNX model ({error})") from None
     nodes = _projections(model)
+    # ONNX's shape inference does not type the outputs of ONNX Runtime's fused operators
+    # (export's `fused` graphs), which the quantizer needs: every activation here is float
+    float_default = {"DefaultTensorType": onnx.TensorProto.FLOAT}
     with atomic_path(output) as temporary:
         if mode == "dynamic":
             quantize_dynamic(
@@ -126,6 +129,7 @@ def quantize_model(
                 per_channel=True,
                 reduce_range=True,  # 7-bit weights: see the module's docstring
                 nodes_to_quantize=nodes,
+                extra_options=float_default,
             )
         else:
             if calibration is None:
@@ -144,7 +148,11 @@ def quantize_model(
                 per_channel=True,
                 reduce_range=True,
                 nodes_to_quantize=nodes,
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                extra_options={
+                    "ActivationSymmetric": False,
+                    "WeightSymmetric": True,
+                    **float_default,
+                },
             )
         quantized = onnx.load(str(temporary))
         properties = {p.key: p.value for p in model.metadata_props}

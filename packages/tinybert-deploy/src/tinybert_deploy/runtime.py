@@ -22,13 +22,21 @@ import json
 import logging
 import os
 import tempfile
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import onnxruntime
 
+from tinybert_core import (
+    TASK_TYPES,
+    TinybertError,
+    check_task_info,
+    json_object,
+    read_text,
+    regular_file,
+)
 from tinybert_core import TEXT_COLUMNS as INPUTS  # the model's inputs, in argument order
-from tinybert_data import BertTokenizer, vocab_tokens
+from tinybert_data import BertTokenizer, UnknownTaskError, get_task, vocab_tokens
 from tinybert_eval import spans_from_tags
 
 from .errors import DeployError
@@ -36,6 +44,43 @@ from .errors import DeployError
 log = logging.getLogger("tinybert_deploy")
 
 RUNTIMES = ("auto", "onnxruntime", "openvino")
+# Rows per model call. A CPU runs no faster beyond a few dozen (docs/RESULTS.md), while memory
+# grows with the rows: 1,024 rows of 512 tokens hold ~13 GB of attention scores in a 12-head
+# model. A larger value is a typo, refused before anything runs.
+MAX_BATCH_SIZE = 1024
+# ONNX Runtime starts every intra-op thread when it loads the model; threads beyond the cores
+# only take turns. 256 is far beyond any CPU this runs on; more is a typo.
+MAX_THREADS = 256
+
+
+def in_range(name: str, value, low: int, high: int, why: str = "") -> int:
+    """`value` if it is a whole number in [low, high]; otherwise one line naming the setting
+    (`why`: what sets the bound, e.g. the model's positions)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not (low <= value <= high)
+    ):
+        raise DeployError(f"{name} must be a whole number from {low} to {high}{why}, not {value!r}")
+    return int(value)
+
+
+def reads_pairs(task_name, task_type=None) -> bool | None:
+    """Whether a task takes sentence pairs: False for taggers and one-text tasks, True for pair
+    tasks, None for a task tinybert-data has no reader for (then both are taken)."""
+    if task_type == "ner":
+        return False
+    try:
+        task = get_task(task_name)
+    except UnknownTaskError:
+        return None
+    # GLUE readers name their text columns; the CLUE ones (tnews, cluener) read one text
+    return len(getattr(task, "text_columns", ("text",))) == 2
+
+
+def shortest_length(task_name, task_type=None) -> int:
+    """The fewest tokens per row: [CLS], the [SEP]s and one token of each text."""
+    return 3 if reads_pairs(task_name, task_type) is False else 4
 
 
 def cpu_flags() -> set:
@@ -84,15 +129,20 @@ class OnnxModel:
     "bf16" (bf16 is refused on a CPU without bf16 hardware unless `emulate_bf16`, see below).
     """
 
-    def __init__(self, path, threads: int | None = None, runtime: str = "onnxruntime"):
-        path = Path(path)
-        if not path.is_file():
-            raise DeployError(f"{path}: model file not found")
+    def __init__(
+        self, path, threads: int | None = None, runtime: str = "onnxruntime", spinning=True
+    ):
+        path = regular_file(path)
         if runtime not in RUNTIMES:
             raise DeployError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime}")
         options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        if not spinning:
+            # ONNX Runtime's threads busy-wait between ops by default; beside other work on the
+            # same cores (tinybert-serve's event loop and its clients) that time is stolen from
+            # it: tinybert-serve handled 2x the requests at concurrency 32 without (RESULTS).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads is not None:
+            options.intra_op_num_threads = in_range("threads", threads, 1, MAX_THREADS)
         try:
             session = onnxruntime.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
@@ -104,24 +154,32 @@ class OnnxModel:
             raise DeployError(
                 f"{path}: the model's inputs are {sorted(inputs)}; expected {', '.join(INPUTS)}"
             )
+        outputs = [o.name for o in session.get_outputs()]
+        if "logits" not in outputs:
+            raise DeployError(f"{path}: the model's outputs are {outputs}; expected logits")
         self.dtypes = {
             name: np.int64 if "int64" in i.type else np.int32 for name, i in inputs.items()
         }
         self.path = path
         meta = session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)
-        self.task_info = json.loads(meta["task_info"]) if meta.get("task_info") else {}
+        entry = partial(metadata_entry, path, meta)
+        # the data's task.json, of the layout tinybert-core checks
+        source = f"{path} (its metadata's task_info)"
+        self.task_info = check_task_info(json_object(meta.get("task_info") or "{}", source), source)
         self.task = meta.get("task") or self.task_info.get("task")
         self.task_type = meta.get("task_type", "classification")
-        self.labels = json.loads(meta["labels"]) if meta.get("labels") else None
-        self.vocab_size = int(meta["vocab_size"]) if "vocab_size" in meta else None
-        self.do_lower_case = json.loads(meta.get("do_lower_case", "true"))
-        self.max_length = int(meta.get("max_position_embeddings", 512))
+        self.labels = entry("labels", list, None)
+        self.vocab_size = entry("vocab_size", int, None)
+        self.do_lower_case = entry("do_lower_case", bool, True)
+        self.max_length = entry("max_position_embeddings", int, 512)
         # the length the model was trained at; older models did not record it
-        self.seq_length = int(meta["seq_length"]) if "seq_length" in meta else None
+        self.seq_length = entry("seq_length", int, None)
         self.vocab_text = meta.get("vocab")
         self.quantization = meta.get("quantization", "none")
         self.session = session
+        self._check_metadata()
+        self._check_graph()
         self.runtime, self.precision = "onnxruntime", "int8" if self.quantized else "fp32"
         if runtime == "auto":
             runtime, precision = choose_runtime(self.quantized)
@@ -129,6 +187,90 @@ class OnnxModel:
                 self.use_openvino(precision, threads)
         elif runtime == "openvino":
             self.use_openvino("fp32", threads)
+
+    def _check_metadata(self) -> None:
+        """What the metadata says must hold together: export writes it so, an edited or
+        damaged model would otherwise tokenize or label wrongly without a word."""
+        wrong = partial(_wrong_metadata, self.path)
+        if self.task_type not in TASK_TYPES:
+            wrong(f"task_type {self.task_type!r} is none of {', '.join(TASK_TYPES)}")
+        if self.labels is not None:
+            if not all(isinstance(label, str) for label in self.labels):
+                wrong(f"labels {self.labels!r} are not all names (strings)")
+            if len(set(self.labels)) != len(self.labels):
+                wrong(f"labels {self.labels} name a label twice")
+        if self.task_type == "ner" and not self.labels:
+            wrong("a tagger (task_type ner) lists no tags in labels")
+        if self.vocab_size is not None and self.vocab_size < 1:
+            wrong(f"vocab_size {self.vocab_size} is not a vocabulary's size")
+        if self.max_length < 4:
+            wrong(f"max_position_embeddings {self.max_length} leaves no room for text")
+        if self.seq_length is not None and not 1 <= self.seq_length <= self.max_length:
+            wrong(
+                f"seq_length {self.seq_length} is not within the model's "
+                f"max_position_embeddings {self.max_length}"
+            )
+        if self.vocab_text is not None and self.vocab_size is not None:
+            count = len(vocab_tokens(self.vocab_text))
+            if count != self.vocab_size:
+                wrong(f"its vocab holds {count} tokens but vocab_size says {self.vocab_size}")
+        # task_info is the data's task.json, which the top-level entries were written from
+        top_level = {
+            "task": self.task,
+            "labels": self.labels,
+            "seq_length": self.seq_length,
+            "do_lower_case": self.do_lower_case,
+        }
+        for key, value in top_level.items():
+            recorded = self.task_info.get(key)
+            if recorded is not None and value is not None and recorded != value:
+                wrong(f"its {key} entry is {value!r} but its task_info's {key} is {recorded!r}")
+
+    def _check_graph(self) -> None:
+        """Run one 2-token row holding the last token id the metadata allows: an embedding
+        table smaller than vocab_size fails here rather than on some later text; and the
+        logits' shape must fit task_type and the labels."""
+        wrong = partial(_wrong_metadata, self.path)
+        top_id = (self.vocab_size or 1) - 1
+        ids = np.array([[top_id, top_id]])
+        feed = {
+            "input_ids": ids,
+            "segment_ids": np.zeros_like(ids),
+            "input_mask": np.ones_like(ids),
+        }
+        try:
+            logits = self.session.run(
+                ["logits"], {name: feed[name].astype(self.dtypes[name]) for name in INPUTS}
+            )[0]
+        except Exception as error:  # onnxruntime raises its own exception types
+            wrong(
+                f"token id {top_id}, the last below its vocab_size {self.vocab_size}, fails in "
+                f"the graph ({_first_line(error)})"
+            )
+        dimensions = 3 if self.task_type == "ner" else 2  # [batch, (sequence,) labels]
+        if logits.ndim != dimensions:
+            wrong(
+                f"task_type {self.task_type} means logits of {dimensions} dimensions but the "
+                f"graph gives {logits.ndim}"
+            )
+        width = logits.shape[-1]
+        if self.task_type == "regression" and width != 1:
+            wrong(f"task_type regression means one score but the graph gives {width}")
+        if self.labels is not None and self.task_type != "regression" and width != len(self.labels):
+            wrong(f"it names {len(self.labels)} labels but the graph scores {width}")
+
+    def length_in_range(self, name: str, length) -> int:
+        """A tokens-per-row setting, refused beyond the model's positions and below what
+        [CLS], the [SEP]s and one token of each text need."""
+        why = f" ({self.path} has {self.max_length} positions)"
+        return in_range(
+            name, length, shortest_length(self.task, self.task_type), self.max_length, why
+        )
+
+    @property
+    def reads_pairs(self) -> bool | None:
+        """Whether the model's task takes sentence pairs (see `reads_pairs`)."""
+        return reads_pairs(self.task, self.task_type)
 
     @property
     def quantized(self) -> bool:
@@ -212,7 +354,15 @@ class OnnxModel:
             )
         if feed["input_ids"].size and feed["input_ids"].min() < 0:
             raise DeployError(f"negative token id {int(feed['input_ids'].min())} in the input")
-        return self._run(feed)
+        try:
+            return self._run(feed)
+        except Exception as error:  # the engines raise their own exception types
+            rows, length = feed["input_ids"].shape
+            raise DeployError(
+                f"{self.path}: the graph failed on {rows} x {length} tokens, within its "
+                f"metadata's max_position_embeddings {self.max_length} and vocab_size "
+                f"{self.vocab_size} ({_first_line(error)})"
+            ) from None
 
     def tokenizer(self, vocab_path=None) -> BertTokenizer:
         """The model's own tokenizer, or one from `vocab_path` (older models need it); a
@@ -223,41 +373,86 @@ class OnnxModel:
                     f"{self.path} does not carry its vocabulary (exported before tinybert-deploy "
                     "0.2): pass --vocab, the vocab.txt the model's data was tokenized with"
                 )
-            return tokenizer_from_text(self.vocab_text, self.do_lower_case)
-        vocab_path = Path(vocab_path)
-        if not vocab_path.is_file():
-            raise DeployError(f"{vocab_path}: vocabulary file not found")
-        tokenizer = BertTokenizer.from_vocab(vocab_path, do_lower_case=self.do_lower_case)
-        self.check_tokenizer(tokenizer, vocab_path)
-        return tokenizer
+            return tokenizer_from_text(
+                self.vocab_text, self.do_lower_case, f"{self.path}'s vocabulary"
+            )
+        self.check_vocab(read_text(vocab_path), vocab_path)
+        return tokenizer_from_file(vocab_path, self.do_lower_case)
 
-    def check_tokenizer(self, tokenizer: BertTokenizer, vocab_path) -> None:
-        if self.vocab_size and tokenizer.vocab_size != self.vocab_size:
+    def check_vocab(self, text: str, source) -> None:
+        """Refuse a vocabulary (the text of a vocab.txt, read from `source`) that is not the one
+        the model was trained with: another size, or (for models that carry theirs) another
+        token on some line."""
+        given = vocab_tokens(text)
+        if self.vocab_size and len(given) != self.vocab_size:
             raise DeployError(
-                f"{vocab_path} has {tokenizer.vocab_size} tokens but {self.path} was trained with "
+                f"{source} has {len(given)} tokens but {self.path} was trained with "
                 f"{self.vocab_size}: use the vocabulary the model's data was tokenized with"
             )
         if self.vocab_text is not None:
             own = vocab_tokens(self.vocab_text)
-            given = vocab_tokens(Path(vocab_path).read_text(encoding="utf-8"))
             for line, (ours, theirs) in enumerate(zip(own, given), start=1):
                 if ours != theirs:
                     raise DeployError(
-                        f"{vocab_path} line {line} is {theirs!r} but the vocabulary {self.path} "
+                        f"{source} line {line} is {theirs!r} but the vocabulary {self.path} "
                         f"was trained with has {ours!r}: leave out --vocab to use the model's own"
                     )
 
 
-def tokenizer_from_text(vocab_text: str, do_lower_case: bool) -> BertTokenizer:
+def tokenizer_from_file(path, do_lower_case: bool, source=None) -> BertTokenizer:
+    """tinybert-data's tokenizer of a vocab.txt; a vocabulary it cannot use (one without BERT's
+    special tokens) is one line naming `source` (default: the file)."""
+    try:
+        return BertTokenizer.from_vocab(path, do_lower_case=do_lower_case)
+    except ValueError as error:
+        if isinstance(error, TinybertError):  # names the file it read: say which one that was
+            if source is None:
+                raise
+            raise DeployError(str(error).replace(str(path), str(source))) from None
+        raise DeployError(f"{source or path}: {error}") from None
+
+
+def tokenizer_from_text(vocab_text: str, do_lower_case: bool, source=None) -> BertTokenizer:
     """A tokenizer from the text of a vocab.txt (through a temporary file: the tokenizer is
-    built from a file in one place only, tinybert_data)."""
+    built from a file in one place only, tinybert_data); `source` names it in errors."""
     handle, temporary = tempfile.mkstemp(suffix=".txt", prefix="tinybert-vocab-")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(vocab_text)
-        return BertTokenizer.from_vocab(temporary, do_lower_case=do_lower_case)
+        return tokenizer_from_file(temporary, do_lower_case, source or "the vocabulary")
     finally:
         os.unlink(temporary)
+
+
+def metadata_entry(path, meta: dict, key: str, kind: type, default=None):
+    """Metadata entry `key` of the model at `path`, parsed as JSON and of type `kind` (a JSON
+    null counts as absent); one line naming the model and the entry when it is not."""
+    if key not in meta:
+        return default
+    try:
+        value = json.loads(meta[key])
+    except json.JSONDecodeError as error:
+        _wrong_metadata(path, f"{key} is not valid JSON ({error.msg}: {meta[key][:40]!r})")
+    except (RecursionError, ValueError):  # nested too deeply; an integer of 4,300+ digits
+        _wrong_metadata(path, f"{key} is not readable JSON ({meta[key][:40]!r}...)")
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        expected = {dict: "a JSON object", list: "a JSON list", int: "a whole number"}
+        _wrong_metadata(path, f"{key} is {value!r}, not {expected.get(kind, 'true or false')}")
+    return value
+
+
+def _wrong_metadata(path, what: str):
+    raise DeployError(
+        f"{path}: the model's metadata does not fit: {what} (re-export it with tinybert-export)"
+    )
+
+
+def _first_line(error: Exception) -> str:
+    """The first line of an engine's message, cut to a readable length."""
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:300]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -281,8 +476,10 @@ class Predictor:
     ):
         self.model = model
         self.tokenizer = tokenizer
-        self.batch_size = batch_size
-        self.max_length = min(max_length or model.max_length, model.max_length)
+        self.batch_size = in_range("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+        self.max_length = model.max_length
+        if max_length is not None:
+            self.max_length = model.length_in_range("max_length", max_length)
 
     @classmethod
     def from_model(
@@ -293,10 +490,13 @@ class Predictor:
         batch_size: int = 32,
         max_length=None,
         runtime: str = "auto",
+        spinning: bool = True,
     ):
         """A predictor for an exported model; the vocabulary comes from the model unless given.
-        `runtime="auto"` picks the fastest engine here; `predictor.path` says which."""
-        model = OnnxModel(model_path, threads, runtime)
+        `runtime="auto"` picks the fastest engine here; `predictor.path` says which.
+        `spinning=False`: ONNX Runtime's threads sleep between ops instead of busy-waiting
+        (for a process that does other work on the same cores)."""
+        model = OnnxModel(model_path, threads, runtime, spinning)
         return cls(model, model.tokenizer(vocab_path), batch_size, max_length)
 
     @classmethod
@@ -313,8 +513,20 @@ class Predictor:
         return self.model.description
 
     def predict(self, texts) -> list:
-        """One result per text; a text is a string or a (text_a, text_b) pair."""
+        """One result per text; a text is a string or a (text_a, text_b) pair, as the model's
+        task reads them (`model.reads_pairs`)."""
         pairs = [(t, None) if isinstance(t, str) else tuple(t) for t in texts]
+        reads_pairs = self.model.reads_pairs
+        for number, pair in enumerate(pairs, start=1):
+            if len(pair) != 2:
+                raise DeployError(f"input {number} holds {len(pair)} texts: give a text or a pair")
+            paired = pair[1] is not None
+            if reads_pairs is not None and paired != reads_pairs:
+                raise DeployError(
+                    f"input {number} is {'a sentence pair' if paired else 'one text'}, but "
+                    f"{self.model.path} ({self.model.task}) reads "
+                    f"{'sentence pairs' if reads_pairs else 'one text'}"
+                )
         encodings = [self.tokenizer.encode(a, b, self.max_length) for a, b in pairs]
         for index, encoding in enumerate(encodings):
             if encoding.truncated:
@@ -333,10 +545,12 @@ class Predictor:
             )
             logits = self.model.logits(*(columns[name] for name in INPUTS))
             for row, index in enumerate(batch):
-                results[index] = self._result(pairs[index], encodings[index], logits[row])
+                results[index] = self.result(pairs[index], encodings[index], logits[row])
         return results
 
-    def _result(self, pair, encoding, logits) -> dict:
+    def result(self, pair, encoding, logits) -> dict:
+        """What tinybert-predict prints for one input: its label and probabilities, or its
+        entities with character spans; `logits` is the model's output row for `encoding`."""
         text = pair[0] if pair[1] is None else list(pair)
         if not np.all(np.isfinite(logits)):
             raise DeployError(
