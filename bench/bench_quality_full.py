@@ -3,6 +3,8 @@
     nox -s bench -- quality-full              # run (or continue) every stage, then report
     python bench/bench_quality_full.py --status   # where the run stands and what is left
     python bench/bench_quality_full.py --stop_after teacher   # a piece: GD, then the teacher
+    nox -s bench -- quality-full --gd_from ../shared/runs/route_b_gd/gd/gd.ckpt --routes b
+        # route B from a general student made elsewhere (its GD is the longest stage)
 
 The budgets are those of the reference run in ../shared/DESIGN.md (the same recipe in PyTorch on
 exactly this material): all of SST-2 train, seq 64, batch 64, warmup 10% then linear decay,
@@ -189,7 +191,23 @@ def main() -> None:
         help="stop once this stage is done, a piece that fits a session: "
         + ", ".join(repr(name) for name in STAGE_NAMES),
     )
+    parser.add_argument(
+        "--gd_from",
+        type=Path,
+        metavar="GD_CKPT",
+        help="route B starts from this general student (a tinybert-gd gd.ckpt, with its fit_dense) "
+        "instead of running general distillation and its corpus here",
+    )
+    parser.add_argument(
+        "--routes",
+        choices=("a", "b", "ab"),
+        default="ab",
+        help="which students to distil: a (from teacher layers), b (TinyBERT-4 after GD), or both "
+        "(default); the report covers those run",
+    )
     args = parser.parse_args()
+    if args.gd_from is not None and not args.gd_from.is_file():
+        sys.exit(f"bench quality-full: --gd_from {args.gd_from}: no such file")
     folder = FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     os.system("lscpu | grep 'Model name'")
@@ -214,39 +232,11 @@ def main() -> None:
             **tokenize,
             output=records / split,
         )
-    sentences = sst2_sentences(TRAIN, folder / "sst2_sentences.txt")
-    stages.run(
-        "corpus",
-        records / "corpus" / "task.json",
-        "tinybert-data",
-        "corpus",
-        "--input",
-        WIKI,
-        sentences,
-        vocab=vocab,
-        seq_length=128,
-        output=records / "corpus",
-    )
-
     data = {"train_data_dir": records / "train", "eval_data_dir": records / "dev"}
     common = {"resume": "true", "log_every": 50, "save_ckpt_step": 100}
-    # The general student learns from the pretrained MiniLM, not the fine-tuned one, so its
-    # general distillation (the longest stage) comes first, and a run in pieces starts it early.
-    stages.run(
-        "route B gd",
-        folder / "gd" / "gd.ckpt",
-        "tinybert-gd",
-        load_teacher_ckpt_path=minilm,
-        data_dir=records / "corpus",
-        save_ckpt_path=folder / "gd",
-        **common,
-        epoch_size=10,
-        learning_rate=2e-4,
-        **{"common_cfg.batch_size": BATCH},
-        **MAPS,
-        **block("bert_student_net_cfg", TINYBERT_4),
-        **block("common_cfg.AdamWeightDecay", OPTIMIZER),
-    )
+    gd = args.gd_from or folder / "gd" / "gd.ckpt"
+    if "b" in args.routes and args.gd_from is None:
+        general_distillation(stages, folder, minilm, vocab, common)
     teacher = folder / "teacher"
     stages.run(
         "teacher",
@@ -278,29 +268,76 @@ def main() -> None:
     }
     # Both routes distil from the fine-tuned teacher with the same two phases.
     distill.update(task_name="sst2", load_teacher_ckpt_path=teacher / "best.ckpt", **data, **common)
-    stages.run(
-        "route B td",
-        folder / "route_b" / "summary.json",
-        "tinybert-td",
-        save_ckpt_path=folder / "route_b",
-        load_gd_ckpt_path=folder / "gd" / "gd.ckpt",
-        **distill,
-    )
     # each route's export and ONNX score right after it, so a run in pieces finishes route B
     # (the route not yet measured at full length) first
-    scores = {"route_b": export_and_score(stages, folder, "route_b", vocab)}
-    stages.run(
-        "route A",
-        folder / "route_a" / "summary.json",
-        "tinybert-td",
-        save_ckpt_path=folder / "route_a",
-        init_student_from_teacher_layers=LAYERS,
-        **distill,
-    )
-    scores["route_a"] = export_and_score(stages, folder, "route_a", vocab)
+    scores = {}
+    if "b" in args.routes:
+        stages.run(
+            "route B td",
+            folder / "route_b" / "summary.json",
+            "tinybert-td",
+            save_ckpt_path=folder / "route_b",
+            load_gd_ckpt_path=gd,
+            **distill,
+        )
+        scores["route_b"] = export_and_score(stages, folder, "route_b", vocab)
+    if "a" in args.routes:
+        stages.run(
+            "route A",
+            folder / "route_a" / "summary.json",
+            "tinybert-td",
+            save_ckpt_path=folder / "route_a",
+            init_student_from_teacher_layers=LAYERS,
+            **distill,
+        )
+        scores["route_a"] = export_and_score(stages, folder, "route_a", vocab)
 
-    corpus_rows = read_task_info(records / "corpus")["num_rows"]
-    report_results(folder, stages.times, scores, corpus_rows)
+    corpus = records / "corpus"
+    gd_note = (
+        f"general student from {args.gd_from}"
+        if args.gd_from
+        else f"GD corpus: {read_task_info(corpus)['num_rows']} sequences of 128"
+        if corpus.exists()
+        else ""
+    )
+    report_results(folder, stages.times, scores, gd_note)
+
+
+def general_distillation(stages: Stages, folder: Path, minilm: Path, vocab: Path, common: dict):
+    """Route B's general student: the corpus (wiki sample plus SST-2 train sentences, packed to
+    128), then GD from the pretrained MiniLM into gd/gd.ckpt."""
+    records = folder / "records"
+    sentences = sst2_sentences(TRAIN, folder / "sst2_sentences.txt")
+    stages.run(
+        "corpus",
+        records / "corpus" / "task.json",
+        "tinybert-data",
+        "corpus",
+        "--input",
+        WIKI,
+        sentences,
+        vocab=vocab,
+        seq_length=128,
+        output=records / "corpus",
+    )
+
+    # The general student learns from the pretrained MiniLM, not the fine-tuned one, so its
+    # general distillation (the longest stage) comes first, and a run in pieces starts it early.
+    stages.run(
+        "route B gd",
+        folder / "gd" / "gd.ckpt",
+        "tinybert-gd",
+        load_teacher_ckpt_path=minilm,
+        data_dir=records / "corpus",
+        save_ckpt_path=folder / "gd",
+        **common,
+        epoch_size=10,
+        learning_rate=2e-4,
+        **{"common_cfg.batch_size": BATCH},
+        **MAPS,
+        **block("bert_student_net_cfg", TINYBERT_4),
+        **block("common_cfg.AdamWeightDecay", OPTIMIZER),
+    )
 
 
 def export_and_score(stages: Stages, folder: Path, route: str, vocab: Path) -> float:
@@ -330,25 +367,24 @@ def export_and_score(stages: Stages, folder: Path, route: str, vocab: Path) -> f
     return json.loads(report.read_text())["accuracy"]
 
 
-def report_results(folder: Path, times: dict, onnx: dict, corpus_rows: int) -> None:
+def report_results(folder: Path, times: dict, onnx: dict, gd_note: str) -> None:
+    """results.md and curves.png for the teacher and the routes in `onnx` (route -> ONNX score)."""
+
     def best(stage: str) -> float:
         return json.loads((folder / stage / "summary.json").read_text())["best"]
 
     teacher = best("teacher")
-    curves = {
-        "teacher (fine-tuning)": evaluations(folder / "teacher", "finetune"),
-        "route A student (phase 2)": [
-            (s + 2 * STEPS_PER_EPOCH, a) for s, a in evaluations(folder / "route_a", "td_phase2")
-        ],
-        "route B TinyBERT-4 (phase 2)": [
-            (s + 2 * STEPS_PER_EPOCH, a) for s, a in evaluations(folder / "route_b", "td_phase2")
-        ],
+    names = {
+        "route_a": ("route A: 4 x 384 from teacher layers", "route A student (phase 2)"),
+        "route_b": ("route B: TinyBERT-4 after GD", "route B TinyBERT-4 (phase 2)"),
     }
-    rows = [
-        ("teacher", "teacher", teacher, None),
-        ("route_a", "route A: 4 x 384 from teacher layers", best("route_a"), onnx["route_a"]),
-        ("route_b", "route B: TinyBERT-4 after GD", best("route_b"), onnx["route_b"]),
-    ]
+    rows = [("teacher", "teacher", teacher, None)]
+    curves = {"teacher (fine-tuning)": evaluations(folder / "teacher", "finetune")}
+    for route in sorted(onnx):
+        rows.append((route, names[route][0], best(route), onnx[route]))
+        curves[names[route][1]] = [
+            (s + 2 * STEPS_PER_EPOCH, a) for s, a in evaluations(folder / route, "td_phase2")
+        ]
     lines = [
         "| model | best dev acc | end of each epoch | kept | ONNX | target | reference (PyTorch) |",
         "|---|---|---|---|---|---|---|",
@@ -368,7 +404,7 @@ def report_results(folder: Path, times: dict, onnx: dict, corpus_rows: int) -> N
         )
     lines += [
         "",
-        f"GD corpus: {corpus_rows} sequences of 128. Stage wall times: "
+        f"{gd_note}. Stage wall times: "
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()),
     ]
     text = "\n".join(lines)
