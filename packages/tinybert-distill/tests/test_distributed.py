@@ -1,25 +1,19 @@
 """Data parallel on CPU: two msrun workers end with identical weights, equal to one process
-trained on the combined batches."""
+trained on the combined batches (with gradient accumulation on the workers too)."""
 
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import console_script, distill_config, write_yaml
+from conftest import console_script, distill_config, free_port, write_yaml
 
 from tinybert_distill.launch import build_command, main
 from tinybert_model import read_checkpoint
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_two_workers_match_one_process(tmp_path, pretrained_tiny, sst2_train):
+@pytest.mark.parametrize("micro_batches", [1, 2])
+def test_two_workers_match_one_process(tmp_path, pretrained_tiny, sst2_train, micro_batches):
     settings = dict(
         load_ckpt_path=str(pretrained_tiny),
         train_data_dir=str(sst2_train),
@@ -30,6 +24,8 @@ def test_two_workers_match_one_process(tmp_path, pretrained_tiny, sst2_train):
     single["common_cfg"]["batch_size"] = 16
     parallel = distill_config("finetune_config", tmp_path / "parallel", **settings)
     parallel["common_cfg"]["batch_size"] = 8  # per worker: 2 x 8 = the single process's 16
+    # 2: each worker runs its 8 rows as 2 micro-batches of 4, then all-reduces and updates once
+    parallel["gradient_accumulation_steps"] = micro_batches
 
     subprocess.run(
         [

@@ -130,3 +130,63 @@ def test_clipping_matches_mindspore_clip_by_global_norm():
         np.testing.assert_allclose(
             ours[name].asnumpy(), theirs[name].asnumpy(), rtol=1e-5, atol=1e-7
         )
+
+
+def _sgd_step(accumulation_steps: int, loss_scale_value: float = 1024.0):
+    """A step under plain SGD without clipping: its update is the gradient itself, so a wrong
+    scale or a missing micro-batch shows (Adam's update is the same for any gradient scale)."""
+    ms.set_seed(0)
+    net = Tiny()
+    optimizer = nn.SGD(net.trainable_params(), learning_rate=0.1)
+    step = TrainStep(
+        net,
+        optimizer,
+        loss_scale_value,
+        scale_window=2,
+        clip_norm=1e9,
+        accumulation_steps=accumulation_steps,
+    )
+    return net, step
+
+
+def test_accumulated_micro_batches_make_the_step_of_their_whole_batch():
+    rng = np.random.default_rng(3)
+    batches = [
+        (rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=8).astype(np.float32))
+        for _ in range(3)
+    ]
+    whole_net, whole = _sgd_step(1)
+    micro_net, micro = _sgd_step(4)
+    for x, y in batches:
+        loss, _, scale = whole(ms.Tensor(x), ms.Tensor(y))
+        losses = [
+            float(micro.accumulate(ms.Tensor(x[i : i + 2]), ms.Tensor(y[i : i + 2]))[0].asnumpy())
+            for i in range(0, 8, 2)
+        ]
+        mean_loss, micro_finite, micro_scale = micro.apply()
+        np.testing.assert_allclose(float(mean_loss.asnumpy()), np.mean(losses), rtol=1e-6)
+        np.testing.assert_allclose(float(mean_loss.asnumpy()), float(loss.asnumpy()), rtol=1e-5)
+        assert bool(micro_finite.asnumpy()) and float(micro_scale.asnumpy()) == float(
+            scale.asnumpy()
+        )
+    for name, parameter in whole_net.parameters_and_names():
+        got = dict(micro_net.parameters_and_names())[name].asnumpy()
+        np.testing.assert_allclose(got, parameter.asnumpy(), rtol=0, atol=1e-6, err_msg=name)
+    # the loss scale counts steps, not micro-batches: doubled once after 2 finite steps
+    assert float(micro.loss_scale.asnumpy()) == float(whole.loss_scale.asnumpy()) == 2048.0
+    # and the sums start again from 0 after each step
+    assert all(not p.asnumpy().any() for p in micro.sums)
+
+
+def test_an_overflowing_micro_batch_skips_the_whole_step():
+    net, step = _sgd_step(2, loss_scale_value=3e38)
+    before = net.dense.weight.asnumpy().copy()
+    x = ms.Tensor(np.ones((4, 4), np.float32) * np.arange(4, dtype=np.float32))
+    y = ms.Tensor(np.full(4, 100.0, np.float32))
+    step.accumulate(x, y)
+    step.accumulate(x, y)
+    _, finite, _ = step.apply()
+    assert not bool(finite.asnumpy())
+    np.testing.assert_array_equal(net.dense.weight.asnumpy(), before)
+    assert float(step.loss_scale.asnumpy()) == np.float32(1.5e38)
+    assert all(not p.asnumpy().any() for p in step.sums)

@@ -9,7 +9,14 @@ import subprocess
 import numpy as np
 import pytest
 import yaml
-from conftest import ENGLISH_VOCAB, SHARED_DATA, console_script, tiny_config, write_records
+from conftest import (
+    ENGLISH_VOCAB,
+    SHARED_DATA,
+    console_script,
+    free_port,
+    tiny_config,
+    write_records,
+)
 
 from tinybert_data import BertTokenizer
 from tinybert_distill import runs
@@ -139,26 +146,45 @@ def test_resume_with_changed_settings_is_refused(
     [
         (finetune, "common_cfg.batch_size", "-50", "a whole number >= 1"),
         (finetune, "common_cfg.batch_size", "0", "a whole number >= 1"),
-        (finetune, "epoch_size", "0", "a whole number >= 1"),
-        (finetune, "epoch_size", "1.5", "a whole number >= 1"),
-        (finetune, "learning_rate", "-1e-5", "a number > 0"),
-        (finetune, "end_learning_rate", "-1", "a number >= 0"),
-        (finetune, "train_steps", "0", "-1 or >= 1"),
+        (finetune, "epoch_size", "0", "a whole number from 1 to 10000000"),
+        (finetune, "epoch_size", "1.5", "a whole number from 1 to 10000000"),
+        (finetune, "learning_rate", "-1e-5", "a finite number > 0"),
+        (finetune, "end_learning_rate", "-1", "a finite number >= 0"),
+        (finetune, "train_steps", "0", "-1 or a whole number from 1 to 10000000"),
         (finetune, "save_ckpt_step", "0", "a whole number >= 1"),
         (finetune, "log_every", "0", "a whole number >= 1"),
         (finetune, "eval_cfg.batch_size", "0", "a whole number >= 1"),
         (finetune, "max_ckpt_num", "0", "a whole number >= 1"),
         (finetune, "warmup_ratio", "1.0", "in [0, 1)"),
-        (finetune, "eps", "0", "a number > 0"),
-        (finetune, "loss_scale_value", "0", "a number > 0"),
-        (finetune, "scale_window", "0", "a whole number >= 1"),
-        (general_distill, "attention_loss_weight", "-1", "a number >= 0"),
+        (finetune, "eps", "0", "a finite number > 0"),
+        (finetune, "loss_scale_value", "0", "a finite number > 0"),
+        (finetune, "scale_window", "0", "a whole number from 1 to 2147483647"),
+        (finetune, "gradient_accumulation_steps", "0", "a whole number >= 1"),
+        (general_distill, "attention_loss_weight", "-1", "a finite number >= 0"),
         (general_distill, "hidden_dropout_prob", "1.5", "in [0, 1)"),
         (general_distill, "hidden_layer_map", "[0, 1.5, 2]", "a list of layer numbers"),
-        (task_distill, "temperature", "0", "a number > 0"),
-        (task_distill, "td_phase1_epoch_size", "-1", "a whole number >= 0"),
-        (task_distill, "td_phase2_epoch_size", "1.5", "a whole number >= 0"),
-        (task_distill, "phase2_cfg.learning_rate", "0", "a number > 0"),
+        (task_distill, "temperature", "0", "a finite number > 0"),
+        (task_distill, "td_phase1_epoch_size", "-1", "a whole number from 0 to 10000000"),
+        (task_distill, "td_phase2_epoch_size", "1.5", "a whole number from 0 to 10000000"),
+        (task_distill, "phase2_cfg.learning_rate", "0", "a finite number > 0"),
+        # issue 33: infinities, NaN, numbers beyond float32, counts that plan absurd work
+        (finetune, "learning_rate", "inf", "a finite number > 0"),
+        (finetune, "learning_rate", "nan", "a finite number > 0"),
+        (finetune, "weight_decay", "inf", "a finite number >= 0"),
+        (finetune, "warmup_ratio", "nan", "in [0, 1)"),
+        (finetune, "loss_scale_value", "1e39", "a finite number > 0"),
+        (finetune, "scale_factor", "inf", "a finite number >= 1"),
+        (finetune, "epoch_size", "1e9", "a whole number from 1 to 10000000"),
+        (finetune, "epoch_size", "inf", "a whole number from 1 to 10000000"),
+        (finetune, "train_steps", "1e12", "-1 or a whole number from 1 to 10000000"),
+        (finetune, "scale_window", "1e10", "a whole number from 1 to 2147483647"),
+        (finetune, "device_id", "5000", "a whole number from 0 to 4095"),
+        (finetune, "seed", "-inf", "a whole number in [0, 2**32)"),
+        (general_distill, "hidden_loss_weight", "inf", "a finite number >= 0"),
+        (general_distill, "initializer_range", "inf", "a finite number > 0"),
+        (general_distill, "hidden_size", "1e400", "a whole number >= 1"),
+        (task_distill, "temperature", "-inf", "a finite number > 0"),
+        (task_distill, "prediction_loss_weight", "nan", "a finite number >= 0"),
     ],
 )
 def test_invalid_numbers_are_refused_naming_the_key(tmp_path, capsys, script, key, value, wording):
@@ -300,11 +326,7 @@ def test_output_path_that_cannot_be_a_folder_is_one_line(
 
 
 def test_launch_reports_a_failed_worker_in_one_line(tmp_path, pretrained_tiny):
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     done = subprocess.run(
         [
             console_script("tinybert-launch"),
@@ -332,13 +354,158 @@ def test_launch_reports_a_failed_worker_in_one_line(tmp_path, pretrained_tiny):
 # ---- item 12: a failed run says why in log.txt ------------------------------------------------
 
 
-def test_failed_run_writes_its_error_into_log_txt(tmp_path, pretrained_tiny, capsys):
+def test_failed_run_writes_its_error_into_log_txt(tmp_path, pretrained_tiny, sst2_train, capsys):
+    # a learning rate that sends the weights to inf: the loss becomes NaN once the run is going
     output = tmp_path / "out"
-    assert finetune(fine_tune_args(pretrained_tiny, tmp_path / "no_records", output)) == 1
+    args = fine_tune_args(pretrained_tiny, sst2_train, output, "--learning_rate", "1e30")
+    assert finetune(args) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "no_records: data folder not found" in error
+    assert error.startswith("tinybert-finetune: error: finetune: loss is nan at step ")
+    assert error.endswith("; lower the learning rate")
     assert (output / "config.yaml").is_file()
     assert (output / "log.txt").read_text().splitlines()[-1].endswith(error)
+
+
+# ---- issue 33: nothing is written before the inputs are known good ---------------------------
+
+
+def refused_runs(tmp_path, pretrained_tiny, sst2_train, cluener_train):
+    """(command, arguments, what the error says) of runs refused only after their inputs
+    were read (the config itself is fine)."""
+    return [
+        (finetune, fine_tune_args(pretrained_tiny, tmp_path / "no_records", "OUT"), "not found"),
+        (
+            general_distill,
+            gd_args(tmp_path / "no_teacher.ckpt", sst2_train, "OUT"),
+            "checkpoint file not found",
+        ),
+        (general_distill, gd_args(pretrained_tiny, cluener_train, "OUT"), "-token vocabulary"),
+        (
+            general_distill,
+            gd_args(pretrained_tiny, sst2_train, "OUT", num_attention_heads="4"),
+            "attention heads",
+        ),
+        # 20 steps per epoch x 10,000,000 epochs: refused before its schedule is allocated
+        (
+            finetune,
+            fine_tune_args(
+                pretrained_tiny,
+                sst2_train,
+                "OUT",
+                "--epoch_size",
+                "10000000",
+                "--train_steps",
+                "-1",
+            ),
+            "is 200000000 steps, more than the 10000000 a run may plan",
+        ),
+        (
+            finetune,
+            fine_tune_args(pretrained_tiny, sst2_train, "OUT", "--common_cfg.batch_size", "400"),
+            "320 rows is less than one batch of 400",
+        ),
+    ]
+
+
+def test_refused_runs_write_nothing(tmp_path, pretrained_tiny, sst2_train, cluener_train, capsys):
+    for index, (script, arguments, message) in enumerate(
+        refused_runs(tmp_path, pretrained_tiny, sst2_train, cluener_train)
+    ):
+        output = tmp_path / f"out{index}"
+        arguments = [str(output) if a == "OUT" else a for a in arguments]
+        assert script(arguments) == 1
+        console = capsys.readouterr().err.strip()
+        assert "Traceback" not in console, console
+        assert message in console.splitlines()[-1]  # the error, one line, after what was logged
+        assert not output.exists(), console  # no folder, no config.yaml, no log.txt
+
+
+def test_a_refused_overwrite_keeps_the_earlier_run(tmp_path, finished_run, pretrained_tiny, capsys):
+    output = tmp_path / "run"
+    shutil.copytree(finished_run, output)
+    before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    args = fine_tune_args(pretrained_tiny, tmp_path / "no_records", output, "--overwrite", "true")
+    assert finetune(args) == 1
+    assert "no_records: data folder not found" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
+
+
+def test_a_student_too_large_for_the_machine_is_refused_before_it_is_built(
+    tmp_path, pretrained_tiny, sst2_train, capsys
+):
+    output = tmp_path / "out"
+    # 100,000 wide: 93 billion parameters, 1.4 TiB to train
+    huge = gd_args(pretrained_tiny, sst2_train, output, hidden_size="100000")
+    assert general_distill(huge) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "bert_student_net_cfg describes a student of 9.31e+10 parameters" in error
+    assert "GiB, more than this machine's" in error
+    assert not output.exists()
+
+
+# ---- issue 33: every file read is decoded with a one-line error naming it --------------------
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    config = tmp_path / "latin1.yaml"
+    config.write_bytes("# réglages\nepoch_size: 1\n".encode("latin-1"))
+    assert finetune(["--config", str(config)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"tinybert-finetune: error: {config}: not UTF-8 text (byte 0xe9 at offset 3); "
+        "save the config as UTF-8"
+    )
+
+
+@pytest.mark.parametrize(
+    "contents, message",
+    [
+        (None, "config file not found"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply to be a config"),
+        ("epoch_size: [1\n", "not valid YAML (while parsing a flow sequence"),
+    ],
+)
+def test_unreadable_configs_are_one_line(tmp_path, capsys, contents, message):
+    config = tmp_path / "config.yaml"
+    if contents is None:  # a folder
+        config.mkdir()
+    else:
+        config.write_text(contents, encoding="utf-8")
+    code = finetune(["--config", str(config), "--save_ckpt_path", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip()
+    assert code == 1 and error.count("\n") == 0 and "Traceback" not in error, error
+    assert message in error and str(config) in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_records_vocabulary_that_is_not_utf8_is_one_line(
+    tmp_path, pretrained_tiny, sst2_train, capsys
+):
+    records = tmp_path / "records"
+    shutil.copytree(sst2_train, records)
+    vocab = records / "vocab.txt"
+    vocab.write_bytes(vocab.read_bytes().replace(b"[UNK]", b"[\xff\xfeK]", 1))
+    output = tmp_path / "out"
+    assert finetune(fine_tune_args(pretrained_tiny, records, output)) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"tinybert-finetune: error: {vocab}: not UTF-8 text (byte 0xff")
+    assert not output.exists()
+
+
+def test_an_evaluation_batch_beyond_the_rows_is_not_allocated(tmp_path, sst2_dev, capsys):
+    """--eval_cfg.batch_size 1e9 evaluates the 64 rows in one batch of 64 (it padded the row
+    list to a billion entries)."""
+    model = teacher_checkpoint(tmp_path / "model.ckpt", ["0", "1"])
+    output = tmp_path / "eval"
+    code = finetune(
+        [
+            *("--do_train", "false", "--load_ckpt_path", str(model)),
+            *("--eval_data_dir", str(sst2_dev), "--eval_cfg.batch_size", "1e9"),
+            *("--save_ckpt_path", str(output)),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((output / "summary.json").read_text())["accuracy"] >= 0
 
 
 def test_checkpoint_state_records_its_run(finished_run):

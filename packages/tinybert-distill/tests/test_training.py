@@ -1,18 +1,25 @@
 """Fine-tuning, general distillation and task distillation on real SST-2 and CLUENER
 records with tiny models: losses go down, checkpoints load with tinybert-model alone, a
-resumed run ends where an uninterrupted one does, and bad inputs stop with a clear error."""
+resumed run (after a crash or a SIGTERM) ends where an uninterrupted one does, and bad inputs
+stop with a clear error."""
 
 import json
+import re
+import signal
+import subprocess
+import time
 
 import mindspore as ms
 import numpy as np
 import pytest
 from conftest import (
     CHINESE_VOCAB,
+    console_script,
     distill_config,
     mean_first_last,
     metrics,
     tiny_config,
+    write_yaml,
 )
 
 from tinybert_data import BertTokenizer
@@ -211,6 +218,56 @@ def test_resume_ends_with_the_same_weights(tmp_path, pretrained_tiny, sst2_train
         np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
     steps = [r["step"] for r in metrics(output, "finetune")]
     assert steps == list(range(1, 41)) + list(range(31, 41))
+
+
+def test_sigterm_saves_the_state_and_resume_continues_exactly(
+    tmp_path, pretrained_tiny, sst2_train
+):
+    """A real SIGTERM to a real training process: it finishes its step, saves, says how to go
+    on in one line (console and log.txt) and exits 143; --resume true ends where a run never
+    stopped ends."""
+    settings = dict(
+        load_ckpt_path=str(pretrained_tiny),
+        train_data_dir=str(sst2_train),
+        do_eval=False,
+        epoch_size=10,  # 200 steps: long enough to be stopped in the middle
+        save_ckpt_step=1000,  # the only resumable checkpoint is the one the stop writes
+    )
+    output = tmp_path / "stopped"
+    config = write_yaml(distill_config("finetune_config", output, **settings), tmp_path / "a.yaml")
+    command = [console_script("tinybert-finetune"), "--config", str(config)]
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while child.poll() is None and time.monotonic() < deadline:
+        logged = output / "metrics.jsonl"
+        if logged.is_file() and len(logged.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    child.send_signal(signal.SIGTERM)
+    _, errors = child.communicate(timeout=600)
+    assert child.returncode == 143, errors[-3000:]
+    last = errors.strip().splitlines()[-1]
+    stopped = re.fullmatch(
+        r"tinybert-finetune: stopped by SIGTERM after finetune step (\d+), its state saved; "
+        r"continue with --resume true",
+        last,
+    )
+    assert stopped, last
+    step = int(stopped[1])
+    assert 3 <= step < 200 and "Traceback" not in errors
+    assert (output / "log.txt").read_text().splitlines()[-1].endswith(last)
+    names = [p.name for p in (output / "checkpoints").iterdir()]
+    assert names == [f"finetune_step{step:08d}.ckpt"]
+    assert [r["step"] for r in metrics(output, "finetune")] == list(range(1, step + 1))
+
+    subprocess.run([*command, "--resume", "true"], check=True, capture_output=True)
+    whole = tmp_path / "whole"
+    subprocess.run([*command, "--save_ckpt_path", str(whole)], check=True, capture_output=True)
+    resumed = read_checkpoint(output / "last.ckpt").tensors
+    uninterrupted = read_checkpoint(whole / "last.ckpt").tensors
+    for name in uninterrupted:
+        np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
+    assert [r["step"] for r in metrics(output, "finetune")][step:] == list(range(step + 1, 201))
 
 
 def test_checkpoints_are_pruned_to_max_ckpt_num(tmp_path, pretrained_tiny, sst2_train):

@@ -7,8 +7,12 @@
 
 Every config key is also a flag (`--help` lists them with their values). Errors in the
 input (files, config keys and values, shapes that don't fit, an output folder holding
-another run) end with a one-line message and exit code 1, no stack trace; once the run has
-started, the message is also the last line of log.txt.
+another run) end with a one-line message and exit code 1, no stack trace, and nothing
+written; once the run has started, the message is also the last line of log.txt.
+
+SIGTERM (what `timeout`, schedulers and container runtimes send before they kill) and
+Ctrl-C stop a run after the step under way: its state is saved, one line says how to go on
+(`--resume true`), and the exit code is 128 + the signal's number (143, 130).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import time
 import traceback
 from pathlib import Path
 
-import yaml
 from tqdm import tqdm
 
 from tinybert_data import RecordsError
@@ -37,9 +40,9 @@ from .config import (
     validate,
 )
 from .data import DataError
-from .runs import RunError, prepare_output
+from .runs import LOGGERS, RunError, log_txt
 from .students import ModelError
-from .trainer import LOG_TXT
+from .trainer import Stopped, stop_on_signals
 
 log = logging.getLogger("tinybert_distill")
 
@@ -62,23 +65,16 @@ class _TqdmHandler(logging.StreamHandler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
-def _setup_logging(output_dir: Path | None, is_main: bool) -> None:
-    """Console (through tqdm) for every worker; log.txt in the output folder for worker 0."""
+def _setup_logging() -> None:
+    """Log lines to the console (through tqdm), for every worker; worker 0 adds log.txt
+    once the run starts (runs.start_output)."""
     console = _TqdmHandler()
     console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    handlers = [console]
-    if output_dir is not None and is_main:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        to_file = logging.FileHandler(output_dir / "log.txt", encoding="utf-8")
-        to_file.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        # the trainer writes its zoo-style lines to log.txt itself
-        to_file.addFilter(lambda record: not getattr(record, LOG_TXT, False))
-        handlers.append(to_file)
-    for name in ("tinybert_distill", "tinybert_model"):
+    for name in LOGGERS:
         logger = logging.getLogger(name)
         for old in logger.handlers:
             old.close()
-        logger.handlers = list(handlers)
+        logger.handlers = [console]
         logger.setLevel(logging.INFO)
         logger.propagate = False
 
@@ -150,38 +146,37 @@ def _run(prog: str, summary: str, default_config: str, command, argv) -> int:
         return 1
 
     output_dir = Path(config["save_ckpt_path"])
-    log_ready = False  # once log.txt is open, a failure is written there too
+    _setup_logging()
     try:
-        rank, world_size = setup_context(config)
-        # before anything is written: a refused run leaves the folder as it was
-        prepare_output(config, rank, world_size)
-        _setup_logging(output_dir, rank == 0)
-        log_ready = rank == 0
-        if rank == 0:
-            (output_dir / "config.yaml").write_text(
-                yaml.safe_dump(config, sort_keys=False), encoding="utf-8"
-            )
-        log.info("%s: writing to %s (worker %d of %d)", prog, output_dir, rank, world_size)
-        command(config, rank, world_size)
+        with stop_on_signals():
+            rank, world_size = setup_context(config)
+            if world_size > 1:
+                log.info("%s: worker %d of %d", prog, rank, world_size)
+            command(config, rank, world_size)  # writes nothing until its inputs are checked
     except USER_ERRORS as error:
-        message = f"{prog}: error: {_one_line(error)}"
-        print(message, file=sys.stderr)
-        if log_ready:
-            _note_in_log(output_dir, message)
-        return 1
-    except KeyboardInterrupt:
-        message = f"{prog}: interrupted; continue with --resume true"
-        print(message, file=sys.stderr)
-        if log_ready:
-            _note_in_log(output_dir, message)
-        return 130
+        return _stop(prog, f"{prog}: error: {_one_line(error)}", 1)
+    except Stopped as stop:
+        where = f" after {stop.phase} step {stop.step}, its state saved" if stop.phase else ""
+        return _stop(
+            prog,
+            f"{prog}: stopped by {stop.signal_name}{where}; continue with --resume true",
+            stop.exit_code,
+        )
+    except KeyboardInterrupt:  # Ctrl-C while Python's own handler was in place
+        return _stop(prog, f"{prog}: interrupted; continue with --resume true", 130)
     except Exception:
         # a bug, not bad input: the traceback goes to the console and into log.txt
-        if log_ready:
-            _note_in_log(output_dir, f"{prog}: failed\n{traceback.format_exc()}")
+        _note_in_log(f"{prog}: failed\n{traceback.format_exc()}")
         raise
     log.info("%s: done; outputs in %s", prog, output_dir)
     return 0
+
+
+def _stop(prog: str, message: str, code: int) -> int:
+    """End with one line on the console (and in log.txt once the run started)."""
+    print(message, file=sys.stderr)
+    _note_in_log(message)
+    return code
 
 
 def _one_line(error: Exception) -> str:
@@ -191,10 +186,14 @@ def _one_line(error: Exception) -> str:
     return str(error)
 
 
-def _note_in_log(output_dir: Path, message: str) -> None:
-    """Append why the run stopped to log.txt (best effort: the disk may be what failed)."""
+def _note_in_log(message: str) -> None:
+    """Append why the run stopped to the run's log.txt, if it started (best effort: the disk
+    may be what failed)."""
+    path = log_txt()
+    if path is None:
+        return
     try:
-        with open(output_dir / "log.txt", "a", encoding="utf-8") as handle:
+        with open(path, "a", encoding="utf-8") as handle:
             handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
     except OSError:
         pass

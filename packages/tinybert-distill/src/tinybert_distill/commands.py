@@ -1,8 +1,9 @@
 """What tinybert-gd, tinybert-td and tinybert-finetune do, given a resolved config.
 
 Each function reads its inputs, builds teacher, student and loss network, and hands one
-`Phase` per stretch of training to `trainer.run_phase`. Console handling (arguments,
-logging, errors) is in cli.py.
+`Phase` per stretch of training to `trainer.run_phase`. Nothing is written until the inputs
+are read and checked (`runs.start_output`), so a refused run leaves no trace. Console
+handling (arguments, logging, errors) is in cli.py.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 
 import mindspore as ms
@@ -30,7 +32,7 @@ from .data import DataError, checkpoint_extras, load_dataset
 from .distillers import DistillationLoss, FineTuneLoss, PredictionLoss
 from .evaluation import evaluate
 from .matches import general_distillation_matches, task_phase1_matches, task_phase2_matches
-from .runs import bucket_lengths, prepare_output
+from .runs import bucket_lengths, prepare_output, start_output
 from .sink import use_sink
 from .students import (
     ModelError,
@@ -48,13 +50,21 @@ from .students import (
     with_task,
 )
 from .teacher_outputs import CACHE_FILE, PhaseLogits, teacher_logits
-from .trainer import Evaluation, Phase, Run, phase_rows, run_phase, set_seed
+from .trainer import Evaluation, Phase, Run, check_plan, phase_rows, run_phase, set_seed
 
 log = logging.getLogger("tinybert_distill")
 
 
 def run_settings(config: dict, rank: int, world_size: int) -> Run:
-    identity = prepare_output(config, rank, world_size)  # refuses another run's folder
+    """The run's settings, checked (writing nothing): refuses another run's folder."""
+    identity = prepare_output(config, rank, world_size)
+    data_sink = use_sink(config["enable_data_sink"], ms.get_context("device_target"))
+    micro_batches = int(config.get("gradient_accumulation_steps", 1))
+    if data_sink and micro_batches > 1:
+        raise ConfigError(
+            "--gradient_accumulation_steps above 1 needs the host feed: set --enable_data_sink "
+            "false (a sunk step runs whole batches)"
+        )
     return Run(
         output_dir=Path(config["save_ckpt_path"]),
         seed=int(config["seed"]),
@@ -68,8 +78,9 @@ def run_settings(config: dict, rank: int, world_size: int) -> Run:
         identity=identity,
         length_buckets=bool(config.get("length_buckets", True)),
         bucket_lengths=bucket_lengths(identity),
-        data_sink=use_sink(config["enable_data_sink"], ms.get_context("device_target")),
+        data_sink=data_sink,
         data_sink_steps=int(config["data_sink_steps"]),
+        gradient_accumulation_steps=micro_batches,
     )
 
 
@@ -156,6 +167,29 @@ def _summary(output_dir: Path, values: dict) -> None:
     (output_dir / "summary.json").write_text(text + "\n", encoding="utf-8")
 
 
+def check_memory_for(config, teacher_hidden: int) -> None:
+    """Refuse a student too large to train on this machine before it is built: its float32
+    weights, gradients and Adam's two moments alone would not fit in the memory there is
+    (a `hidden_size` typed with three zeros too many would otherwise allocate until killed)."""
+    hidden, ffn = config.hidden_size, config.intermediate_size
+    embeddings = config.vocab_size + config.max_position_embeddings + config.type_vocab_size + 2
+    layer = 4 * (hidden + 1) * hidden + 2 * hidden * ffn + ffn + 5 * hidden
+    parameters = (
+        embeddings * hidden
+        + config.num_hidden_layers * layer
+        + (hidden + 1) * hidden  # pooler
+        + (hidden + 1) * teacher_hidden  # fit_dense
+    )
+    needed = 16 * parameters
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if needed > memory:
+        raise ConfigError(
+            f"bert_student_net_cfg describes a student of {parameters:.3g} parameters: its "
+            f"weights, gradients and Adam moments alone need {needed / 2**30:.1f} GiB, more than "
+            f"this machine's {memory / 2**30:.1f} GiB"
+        )
+
+
 # ---- tinybert-gd -------------------------------------------------------------------------
 
 
@@ -172,7 +206,9 @@ def general_distillation(config: dict, rank: int = 0, world_size: int = 1) -> Pa
         model = BertModel(teacher_layers_config(teacher, layers))
         copy_teacher_layers(teacher, model, layers)
     else:
-        model = BertModel(general_student(config["bert_student_net_cfg"], teacher))
+        student_config = general_student(config["bert_student_net_cfg"], teacher)
+        check_memory_for(student_config, teacher.config.hidden_size)
+        model = BertModel(student_config)
     student = TinyBertStudent(model, teacher.config.hidden_size)
     if layers:
         identity_fit_dense(student)
@@ -189,7 +225,9 @@ def general_distillation(config: dict, rank: int = 0, world_size: int = 1) -> Pa
         max_steps=int(config["train_steps"]),
         **phase_settings(config["common_cfg"]),
     )
+    check_plan(phase, data, run)
     run.model_extra = checkpoint_extras(data)
+    start_output(config, rank)
     run_phase(phase, data, run)
     output = run.output_dir / "gd.ckpt"
     if run.is_main:
@@ -254,6 +292,7 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         (*LABELLED_COLUMNS, "teacher_logits") if needs_logits else LABELLED_COLUMNS,
         epochs=int(config["td_phase2_epoch_size"]),
         max_steps=max_steps,
+        epochs_key="td_phase2_epoch_size",
         **phase_settings(config["phase2_cfg"]),
     )
     # phase 1 runs the same teacher on the same rows: it keeps their logits for phase 2, in
@@ -278,9 +317,14 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
             LABELLED_COLUMNS,
             epochs=int(config["td_phase1_epoch_size"]),
             max_steps=max_steps,
+            epochs_key="td_phase1_epoch_size",
             keep_outputs=phase1_logits,
             **phase_settings(config["phase1_cfg"]),
         )
+        check_plan(phase1, train, run)
+    check_plan(phase2, train, run)
+    start_output(config, rank)
+    if not skip_phase1:
         run_phase(phase1, train, run)
         if run.is_main:
             save_checkpoint(student, run.output_dir / "td_phase1.ckpt", run.model_extra)
@@ -333,6 +377,7 @@ def _evaluate_only(config: dict, path, dataset, run: Run) -> dict:
         )
     model = load_model(path)
     check_vocab(model.config, dataset.task, "model", dataset.path)
+    start_output(config, run.rank)
     result = evaluation_for(config, dataset, None).evaluate(model)
     log.info("%s on %s: %s", path, dataset.path, {k: v for k, v in result.items() if k != "main"})
     if run.is_main:
@@ -382,7 +427,9 @@ def fine_tune(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         if evaluation_data
         else None
     )
+    check_plan(phase, train, run)
     run.model_extra = checkpoint_extras(train)
+    start_output(config, rank)
     run_phase(phase, train, run, evaluation)
     if run.is_main:
         save_checkpoint(model, run.output_dir / "last.ckpt", run.model_extra)

@@ -48,7 +48,8 @@ KEY_HELP = {
     "save_ckpt_path": "output folder: checkpoints, log.txt, metrics.jsonl, final models",
     "load_teacher_ckpt_path": "teacher checkpoint (tinybert-convert output; fine-tuned "
     "for task distillation)",
-    "load_gd_ckpt_path": "general-distillation student (tinybert-gd output: gd.ckpt)",
+    "load_gd_ckpt_path": "general-distillation student: tinybert-gd's gd.ckpt, or a downloaded "
+    "general TinyBERT folder (huawei-noah's, pytorch_model.bin or safetensors)",
     "load_td1_ckpt_path": "a phase-1 student: skip phase 1 and start phase 2 from it",
     "load_ckpt_path": "the model to fine-tune (any tinybert checkpoint; a new head is added)",
     "data_dir": "corpus records from `tinybert-data corpus`",
@@ -75,6 +76,9 @@ KEY_HELP = {
     "init_student_from_teacher_layers": "build the student from these teacher layers (0-based) "
     "instead of load_gd_ckpt_path / random (needs equal widths)",
     "batch_size": "examples per step on each worker",
+    "gradient_accumulation_steps": "micro-batches per step: each step's batch_size rows are run as "
+    "N micro-batches of batch_size/N rows whose gradients are added up, then one update (the "
+    "same update, the memory of the micro-batch)",
     "loss_scale_value": "initial loss scale",
     "scale_factor": "loss scale multiplier/divisor",
     "scale_window": "finite steps before the loss scale grows",
@@ -96,36 +100,57 @@ KEY_HELP = {
 # before the key existed, or a user's own).
 # enable_data_sink is off by default (the zoo's default is on): the device-queue path has not
 # yet run on a GPU or Ascend device; `--enable_data_sink true` asks for it.
-COMMON_DEFAULTS = {"overwrite": False, "enable_data_sink": False, "data_sink_steps": 1}
+COMMON_DEFAULTS = {
+    "overwrite": False,
+    "enable_data_sink": False,
+    "data_sink_steps": 1,
+    "gradient_accumulation_steps": 1,
+}
+
+# The most steps a run may plan: its learning-rate schedule holds one value per step
+# (optimization.learning_rates), so `epoch_size 1e9` would allocate tens of GB before the
+# first step. Ten million is ten times BERT's pre-training.
+MAX_STEPS = 10_000_000
+INT32_MAX = 2**31 - 1  # counters kept in int32 parameters (the loss scale's finite steps)
+FLOAT32_MAX = 3.4028234e38  # every real number ends up in a float32 tensor
 
 
-def _whole(low, also=None):
-    """A whole number >= low (or exactly `also`, e.g. train_steps -1)."""
-    text = f">= {low}" if also is None else f"{also} or >= {low}"
-    return True, (lambda v: v >= low or v == also), f"a whole number {text}"
+def _whole(low, also=None, high=None):
+    """A whole number >= low (or exactly `also`, e.g. train_steps -1), at most `high`."""
+    text = f"a whole number {f'>= {low}' if high is None else f'from {low} to {high}'}"
+    return (
+        True,
+        lambda v: v == also or (v >= low and (high is None or v <= high)),
+        text if also is None else f"{also} or {text}",
+    )
 
 
 def _number(test, text):
-    return False, test, f"a number {text}"
+    """A finite number for which `test` holds: within float32's range, so not inf (nor NaN,
+    which fails every comparison)."""
+    return False, lambda v: abs(v) <= FLOAT32_MAX and test(v), f"a finite number {text}"
 
 
 # Allowed values of every numeric key, by leaf name: (whole numbers only, test, wording).
 # Checked when a config is loaded, so that a bad value stops before anything is read or built.
+# Counts of steps are bounded by MAX_STEPS; what they plan together (steps per epoch times
+# epochs) is checked once the data's size is known (trainer.check_plan).
 RANGES = {
-    "epoch_size": _whole(1),
+    "epoch_size": _whole(1, high=MAX_STEPS),
     # 0 skips that phase (run phase 1 and phase 2 as two commands); not both, see validate
-    "td_phase1_epoch_size": _whole(0),
-    "td_phase2_epoch_size": _whole(0),
-    "train_steps": _whole(1, also=-1),
+    "td_phase1_epoch_size": _whole(0, high=MAX_STEPS),
+    "td_phase2_epoch_size": _whole(0, high=MAX_STEPS),
+    "train_steps": _whole(1, also=-1, high=MAX_STEPS),
     "batch_size": _whole(1),
+    "gradient_accumulation_steps": _whole(1),
     "save_ckpt_step": _whole(1),
     "data_sink_steps": _whole(1),
     "max_ckpt_num": _whole(1),
     "log_every": _whole(1),
     "eval_step": _whole(0),
-    "device_id": _whole(0),
+    "device_id": _whole(0, high=4095),
     "seed": (True, lambda v: 0 <= v < 2**32, "a whole number in [0, 2**32)"),
-    "scale_window": _whole(1),
+    "scale_window": _whole(1, high=INT32_MAX),
     "loss_scale_value": _number(lambda v: v > 0, "> 0"),
     "scale_factor": _number(lambda v: v >= 1, ">= 1 (1: a fixed loss scale)"),
     "learning_rate": _number(lambda v: v > 0, "> 0"),
@@ -151,6 +176,7 @@ RANGES = {
     "attention_probs_dropout_prob": _number(lambda v: 0 <= v < 1, "in [0, 1)"),
 }
 NULLABLE = ("vocab_size",)  # null: the teacher's
+TRAINING_BLOCKS = ("common_cfg", "phase1_cfg", "phase2_cfg")  # each with its batch_size
 LAYER_LISTS = ("hidden_layer_map", "attention_layer_map", "init_student_from_teacher_layers")
 
 
@@ -186,8 +212,17 @@ def load_config(path, _chain: tuple = ()) -> dict:
         config = next(yaml.safe_load_all(path.read_text(encoding="utf-8")), None)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start}); save the config as UTF-8"
+        ) from None
+    except OSError as error:  # a folder, a file that cannot be read
+        raise ConfigError(f"{path}: cannot read the config ({error.strerror})") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+        raise ConfigError(f"{path}: not valid YAML ({_one_line(error)})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values")
     base = config.pop("based_on", None)
@@ -199,6 +234,11 @@ def load_config(path, _chain: tuple = ()) -> dict:
     for key, value in COMMON_DEFAULTS.items():
         config.setdefault(key, value)
     return config
+
+
+def _one_line(error: yaml.YAMLError) -> str:
+    """A YAML error's message without the excerpt of the file it prints below it."""
+    return " ".join(str(error).split())
 
 
 def _replace(config: dict, changes: dict) -> dict:
@@ -221,7 +261,7 @@ def validate(config: dict) -> dict:
             whole, test, wording = RANGES[leaf]
             if not _is_number(value):
                 raise ConfigError(f"--{path} is {value!r}; it must be {wording}")
-            if whole and float(value).is_integer():
+            if whole and isinstance(value, float) and value.is_integer():
                 value = int(value)
                 _put(config, path, value)
             if (whole and not isinstance(value, int)) or not test(value):
@@ -232,6 +272,16 @@ def validate(config: dict) -> dict:
         raise ConfigError(
             "--td_phase1_epoch_size and --td_phase2_epoch_size are both 0: nothing to train"
         )
+    micro_batches = config.get("gradient_accumulation_steps", 1)
+    for block in TRAINING_BLOCKS:
+        settings = config.get(block)
+        batch_size = settings.get("batch_size") if isinstance(settings, dict) else None
+        if isinstance(batch_size, int) and batch_size % micro_batches:
+            raise ConfigError(
+                f"--{block}.batch_size {batch_size} is not a multiple of "
+                f"--gradient_accumulation_steps {micro_batches}: each step's batch is split into "
+                f"{micro_batches} micro-batches of equal size"
+            )
     return config
 
 

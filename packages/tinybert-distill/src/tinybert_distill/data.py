@@ -187,5 +187,11 @@ def checkpoint_extras(data: Dataset) -> dict:
         extras["task_info"] = json.dumps(data.task)
     vocab = folder / "vocab.txt"
     if vocab.is_file():
-        extras["vocab"] = vocab.read_text(encoding="utf-8")
+        try:
+            extras["vocab"] = vocab.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"{vocab}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                f"{error.start}); write the records again with `tinybert-data`"
+            ) from None
     return extras

@@ -25,6 +25,7 @@ def predict(
     """
     model.set_train(False)
     rows = np.arange(dataset.num_rows) if rows is None else np.asarray(rows)
+    batch_size = min(batch_size, max(len(rows), 1))  # a larger batch would only be padding
     lengths = dataset.lengths[rows]
     run_order = np.argsort(lengths, kind="stable") if length_buckets else np.arange(len(rows))
     outputs = None

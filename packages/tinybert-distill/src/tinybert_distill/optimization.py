@@ -6,7 +6,8 @@ PolynomialDecayLR over all steps). LayerNorm parameters and biases get no weight
 
 `TrainStep` is one optimizer step in one graph: forward, backward with a scaled loss,
 gradient all-reduce when data parallel, overflow check, unscaling with global-norm clipping,
-update, and the dynamic loss-scale update. MindSpore's stock loss-scale cell needs a
+update, and the dynamic loss-scale update (or, with gradient accumulation, the same step
+over several micro-batches, see TrainStep). MindSpore's stock loss-scale cell needs a
 float-status op the CPU lacks, so the step checks overflow itself: a gradient holding inf or
 NaN makes the global norm inf or NaN. The norm is one dot product per gradient, and unscaling
 and clipping are one multiplication by one factor: on the CPU this tail took 22 ms for the
@@ -90,6 +91,18 @@ class TrainStep(nn.Cell):
     scale divided by `scale_factor` (not below 1); after `scale_window` finite steps in a
     row it is multiplied by `scale_factor`. The scale and the finite-step counter are
     parameters, so they are saved and restored with a checkpoint.
+
+    Gradient accumulation (`accumulation_steps` N > 1): a step's batch is run as N
+    micro-batches of batch/N rows. `accumulate(*micro_batch)` runs one and adds its scaled
+    gradients and its loss to `sums` (parameters `accumulated.*`, `accumulated_loss`),
+    returning `(loss, *extras)`; after the N-th, `apply()` makes the step from their means and
+    returns `(mean loss, finite, loss_scale)`. Every loss here averages over its batch's
+    examples, so the mean of N equal micro-batches' gradients is the whole batch's gradient:
+    the same update, up to float rounding (NER's token losses average over the tokens of each
+    micro-batch, as data-parallel workers do). They are two compiled graphs, `accumulate` one
+    per micro-batch shape and `apply` one without data inputs, because MindSpore keeps the
+    buffers of each compiled graph: one graph looping over the micro-batches would hold all of
+    theirs. The learning-rate schedule and `scale_window` count steps (updates).
     """
 
     def __init__(
@@ -101,6 +114,7 @@ class TrainStep(nn.Cell):
         scale_window: int = 1000,
         clip_norm: float = 1.0,
         data_parallel: bool = False,
+        accumulation_steps: int = 1,
     ):
         super().__init__(auto_prefix=False)
         self.loss_net = loss_net
@@ -123,10 +137,47 @@ class TrainStep(nn.Cell):
             self.reduce = nn.DistributedGradReducer(
                 self.weights, mean=True, degree=get_group_size()
             )
+        self.accumulation_steps = int(accumulation_steps)
+        if self.accumulation_steps > 1:
+            self.gradient_sums = self.weights.clone(prefix="accumulated", init="zeros")
+            self.loss_sum = Parameter(
+                Tensor(0.0, ms.float32), name="accumulated_loss", requires_grad=False
+            )
+            self.mean_factor = Tensor(1.0 / self.accumulation_steps, ms.float32)
+
+    @property
+    def sums(self) -> tuple:
+        """The accumulation's parameters: what a checkpoint between micro-batches holds."""
+        return (*self.gradient_sums, self.loss_sum) if self.accumulation_steps > 1 else ()
 
     def construct(self, *inputs):
-        outputs = self.loss_net(*inputs)
         scale = self.loss_scale * 1.0
+        loss, extras, gradients = self._scaled_gradients(inputs, scale)
+        loss, finite = self._update(loss, gradients, scale)
+        return (loss, finite, scale) + extras
+
+    @ms.jit
+    def accumulate(self, *inputs):
+        """One micro-batch: its scaled gradients and loss added to the sums."""
+        loss, extras, gradients = self._scaled_gradients(inputs, self.loss_scale * 1.0)
+        loss = ops.depend(loss, self.hyper_map(ops.assign_add, self.gradient_sums, gradients))
+        loss = ops.depend(loss, ops.assign_add(self.loss_sum, loss))
+        return (loss,) + extras
+
+    @ms.jit
+    def apply(self):
+        """The step from the sums of its micro-batches, which start again from 0."""
+        scale = self.loss_scale * 1.0
+        gradients = self.hyper_map(ops.partial(_rescale, self.mean_factor), self.gradient_sums)
+        loss, finite = self._update(self.loss_sum * self.mean_factor, gradients, scale)
+        zeros = self.hyper_map(ops.zeros_like, gradients)
+        loss = ops.depend(loss, self.hyper_map(ops.assign, self.gradient_sums, zeros))
+        loss = ops.depend(loss, ops.assign(self.loss_sum, ops.zeros_like(self.loss_sum)))
+        return loss, finite, scale
+
+    def _scaled_gradients(self, inputs, scale):
+        """(loss, extras, gradients of loss * scale averaged over workers)."""
+        outputs = self.loss_net(*inputs)
         if self.extra_outputs:
             # the sensitivity mirrors the outputs: the extras carry no gradient
             loss, extras = outputs[0], outputs[1:]
@@ -134,7 +185,11 @@ class TrainStep(nn.Cell):
         else:
             loss, extras, sens = outputs, (), scale
         gradients = self.grad(self.loss_net, self.weights)(*inputs, sens)
-        gradients = self.reduce(gradients)
+        return loss, extras, self.reduce(gradients)
+
+    def _update(self, loss, gradients, scale):
+        """Unscale, clip and apply `gradients` unless they overflowed, and update the loss
+        scale; returns (loss, finite), the loss made to wait for the update."""
         # the global norm of the unscaled gradients; inf or NaN when any gradient overflowed
         norm = ops.sqrt(ops.addn(self.hyper_map(_square_sum, gradients))) / scale
         finite = ops.isfinite(norm)
@@ -150,4 +205,4 @@ class TrainStep(nn.Cell):
         else:
             ops.assign(self.loss_scale, ops.maximum(scale / self.scale_factor, 1.0))
             ops.assign(self.finite_steps, self.finite_steps * 0)
-        return (loss, finite, scale) + extras
+        return loss, finite

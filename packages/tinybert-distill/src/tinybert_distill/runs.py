@@ -6,12 +6,14 @@ that only change how often it logs, evaluates or saves (`FREE_KEYS`), the number
 checkpoints). Every resumable checkpoint carries this identity in its trainer state, so a
 run resumes, rotates and deletes only its own checkpoints.
 
-`prepare_output`, called before anything is written, validates the config's numbers
+`prepare_output`, called first, writes nothing: it validates the config's numbers
 (config.validate) and refuses
 - an output path that is a file or cannot be written;
 - a fresh run into a folder that holds an earlier run's checkpoints, models or metrics,
-  unless `overwrite` (which deletes them first);
+  unless `overwrite` (which deletes them once the run starts);
 - `resume` when the saved run's settings differ, naming the keys that do.
+`start_output`, called by a command once its inputs are read and checked, is the first write:
+the folder, the `--overwrite` deletions, config.yaml and log.txt. A refused run leaves nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,6 +37,7 @@ from .data import BUCKET_LENGTHS, BUCKET_LENGTHS_OF_16
 log = logging.getLogger("tinybert_distill")
 
 TRAINER_STATE = "trainer_state"  # the checkpoint entry holding the loop's state (JSON)
+LOG_TXT = "written_to_log_txt"  # marks log records the trainer already put in log.txt
 
 # Keys that may change between a run and its resume: they decide how often the run logs,
 # evaluates and saves, or where it runs, not which batches it trains on or with what
@@ -55,6 +58,11 @@ FREE_KEYS = (
     # how batches reach the device, not which ones (sink.py)
     "enable_data_sink",
     "data_sink_steps",
+    # how a step's batch is run, not which rows it holds or the update it makes (the same up
+    # to float rounding): a run that ran out of memory may resume with more micro-batches. A
+    # checkpoint written mid-update holds partial sums of its own micro-batches; it resumes
+    # only with the same number (_check_resume)
+    "gradient_accumulation_steps",
 )
 INPUT_FOLDERS = ("data_dir", "train_data_dir", "eval_data_dir", "schema_dir")
 
@@ -254,12 +262,12 @@ def is_own(path: Path, identity: dict | None) -> bool:
 
 
 def prepare_output(config: dict, rank: int = 0, world_size: int = 1) -> dict:
-    """Check the config's values and (creating it on worker 0) the output folder; return
-    the run's identity."""
+    """Check the config's values and the output folder, writing nothing; return the run's
+    identity."""
     validate(config)  # again: Python callers may have changed the loaded config
     output_dir = Path(config["save_ckpt_path"])
     if rank == 0:
-        _writable_folder(output_dir)
+        _check_writable(output_dir)
     identity = run_identity(config, world_size)
     if config.get("do_train", True):
         resume, overwrite = bool(config["resume"]), bool(config.get("overwrite"))
@@ -267,41 +275,99 @@ def prepare_output(config: dict, rank: int = 0, world_size: int = 1) -> dict:
             raise RunError("--resume true and --overwrite true contradict each other: choose one")
         if resume:
             identity = _check_resume(output_dir, identity, config, world_size)
-        else:
-            _check_fresh(output_dir, overwrite, remove=rank == 0)
+            _check_micro_batches(output_dir, identity, config)
+        elif not overwrite:
+            _check_fresh(output_dir)
     return identity
 
 
-def _writable_folder(output_dir: Path) -> None:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise RunError(f"save_ckpt_path {output_dir} is a file, not a folder")
+def start_output(config: dict, rank: int = 0) -> None:
+    """The first write of a run, once its inputs are known good (worker 0): create the
+    output folder, delete an earlier run's files (`--overwrite true`), write config.yaml and
+    send the log to log.txt."""
+    if rank != 0:
+        return
+    output_dir = Path(config["save_ckpt_path"])
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=output_dir):
-            pass
     except OSError as error:
         raise RunError(
             f"save_ckpt_path {output_dir}: cannot write there ({error.strerror})"
         ) from None
+    fresh = config.get("do_train", True) and not config["resume"]
+    earlier = _earlier_outputs(output_dir) if fresh and config.get("overwrite") else []
+    if earlier:
+        for path in earlier + [output_dir / "log.txt", output_dir / "config.yaml"]:
+            path.unlink(missing_ok=True)
+    _log_to(output_dir / "log.txt")
+    log.info("writing to %s", output_dir)
+    if earlier:
+        log.info(
+            "%s: deleted an earlier run's %d files (--overwrite true)", output_dir, len(earlier)
+        )
+    (output_dir / "config.yaml").write_text(
+        yaml.safe_dump(config, sort_keys=False), encoding="utf-8"
+    )
 
 
-def _check_fresh(output_dir: Path, overwrite: bool, remove: bool) -> None:
+class _LogTxt(logging.FileHandler):
+    """log.txt of the running command (records the trainer wrote there itself left out)."""
+
+
+LOGGERS = ("tinybert_distill", "tinybert_model")
+
+
+def _log_to(path: Path) -> None:
+    handler = _LogTxt(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    handler.addFilter(lambda record: not getattr(record, LOG_TXT, False))
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _LogTxt)]:
+            old.close()
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+
+
+def log_txt() -> Path | None:
+    """The log.txt this process writes to: None until a run has started (start_output)."""
+    for handler in logging.getLogger(LOGGERS[0]).handlers:
+        if isinstance(handler, _LogTxt):
+            return Path(handler.baseFilename)
+    return None
+
+
+def _check_writable(output_dir: Path) -> None:
+    """The folder, or the nearest folder above it that exists, must be one we may write in:
+    checked without creating anything."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise RunError(f"save_ckpt_path {output_dir} is a file, not a folder")
+    existing = output_dir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = "Not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = "Permission denied"
+    if problem:
+        raise RunError(f"save_ckpt_path {output_dir}: cannot write there ({problem})")
+
+
+def _earlier_outputs(output_dir: Path) -> list:
+    """An earlier run's checkpoints, models and metrics in the folder."""
     earlier = [c.path for c in saved_checkpoints(output_dir)]
-    earlier += [output_dir / name for name in OUTPUTS if (output_dir / name).exists()]
-    if not earlier:
-        return
-    if not overwrite:
+    return earlier + [output_dir / name for name in OUTPUTS if (output_dir / name).exists()]
+
+
+def _check_fresh(output_dir: Path) -> None:
+    earlier = _earlier_outputs(output_dir)
+    if earlier:
         names = [str(p.relative_to(output_dir)) for p in earlier]
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
         raise RunError(
             f"{output_dir} holds an earlier run's {shown}: continue that run with "
             "--resume true, or start afresh with --overwrite true (deletes them)"
-        )
-    if remove:
-        for path in earlier + [output_dir / "log.txt", output_dir / "config.yaml"]:
-            path.unlink(missing_ok=True)
-        log.info(
-            "%s: deleted an earlier run's %d files (--overwrite true)", output_dir, len(earlier)
         )
 
 
@@ -336,7 +402,13 @@ def _check_resume(output_dir: Path, identity: dict, config: dict, world_size: in
     if legacy and config_file.is_file():
         # written before checkpoints recorded their run: compare with the run's config.yaml
         # (only the keys it has: the others did not exist when it ran)
-        before = settings_of(yaml.safe_load(config_file.read_text(encoding="utf-8")) or {})
+        try:
+            saved_config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except (UnicodeDecodeError, yaml.YAMLError) as error:
+            raise RunError(f"--resume true: cannot read {config_file} ({error})") from None
+        if not isinstance(saved_config, dict):
+            raise RunError(f"--resume true: {config_file} is not a config (a mapping of keys)")
+        before = settings_of(saved_config)
         now = {k: v for k, v in identity["settings"].items() if k in before}
         changed = differences({"settings": before}, {"settings": now})
         if changed:
@@ -348,3 +420,23 @@ def _check_resume(output_dir: Path, identity: dict, config: dict, world_size: in
         )
         return run_identity(config, world_size, with_buckets=False)  # and their bucket lengths
     return identity
+
+
+def _check_micro_batches(output_dir: Path, identity: dict, config: dict) -> None:
+    """A checkpoint written in the middle of an update (a stop between its micro-batches)
+    holds the gradients of that update's first micro-batches: it can go on only with the
+    same number of micro-batches."""
+    newest = {}
+    for saved in saved_checkpoints(output_dir):
+        if is_own(saved.path, identity):
+            newest[saved.phase] = saved.path
+    wanted = int(config.get("gradient_accumulation_steps", 1))
+    for path in newest.values():
+        state = trainer_state(path) or {}
+        if state.get("micro_step") and state.get("gradient_accumulation_steps") != wanted:
+            raise RunError(
+                f"--resume true: {path.relative_to(output_dir)} was saved after micro-batch "
+                f"{state['micro_step']} of {state.get('gradient_accumulation_steps')} of an "
+                f"update; resume it with --gradient_accumulation_steps "
+                f"{state.get('gradient_accumulation_steps')}"
+            )

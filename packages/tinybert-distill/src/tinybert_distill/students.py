@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 from mindspore import Tensor
@@ -17,10 +18,11 @@ from tinybert_model import (
     BertModel,
     TinyBertStudent,
     architecture_for,
-    load_checkpoint,
     load_model,
+    load_tensors,
     named_parameters,
     read_checkpoint,
+    read_hf_checkpoint,
 )
 
 log = logging.getLogger("tinybert_distill")
@@ -205,9 +207,13 @@ def general_student(student_cfg: dict, teacher: BertModel) -> BertConfig:
 
 
 def task_student(gd_path, labels: list, task_type: str, teacher_hidden: int) -> TinyBertStudent:
-    """A task student from a general-distillation checkpoint: its encoder and fit_dense, a
-    new task head."""
-    checkpoint = read_checkpoint(gd_path)
+    """A task student from a general student: its encoder and fit_dense, a new task head.
+
+    `gd_path` is a tinybert checkpoint (tinybert-gd's gd.ckpt, a phase-1 student) or a
+    folder as downloaded: huawei-noah's general TinyBERT, or any Hugging Face BERT, converted
+    in memory as `tinybert-convert hf2ms` converts it.
+    """
+    checkpoint = _read_student(gd_path)
     if checkpoint.config is None:
         raise ModelError(
             f"{gd_path} has no embedded config (convert zoo checkpoints with tinybert-convert)"
@@ -217,13 +223,21 @@ def task_student(gd_path, labels: list, task_type: str, teacher_hidden: int) -> 
     fit = checkpoint.tensors.get("fit_dense.weight")
     if fit is not None and fit.shape[0] != teacher_hidden:
         raise ModelError(
-            f"{gd_path}: its fit_dense maps to {fit.shape[0]} dimensions but the teacher's hidden "
-            f"size is {teacher_hidden}: it was distilled from a different teacher"
+            f"{gd_path}: its fit_dense maps to {fit.shape[0]} dimensions but the teacher's "
+            f"hidden size is {teacher_hidden}: it was distilled from a different teacher "
+            f"(student {fit.shape[1]} -> teacher {fit.shape[0]})"
         )
-    report = load_checkpoint(gd_path, student, strict=False)
+    report = load_tensors(checkpoint.tensors, student, strict=False, source=gd_path)
     new = [n for n in report.missing if not n.startswith(("classifier.", "fit_dense."))]
     if new:
         raise ModelError(f"{gd_path} lacks encoder tensors: {', '.join(new[:5])}")
     if fit is None:
         log.warning("%s has no fit_dense; a new one is trained from scratch", gd_path)
     return student
+
+
+def _read_student(path):
+    """A student's tensors and config: our checkpoint, or a downloaded folder converted."""
+    if Path(path).is_dir():
+        return read_hf_checkpoint(path)
+    return read_checkpoint(path)

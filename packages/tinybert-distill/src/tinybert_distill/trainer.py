@@ -12,6 +12,14 @@ trained model, the optimizer's moments and step, the loss scale and the loop's o
 schedule and loss scale. (Dropout masks are drawn by MindSpore's kernels, whose random
 state lives inside the compiled graph and cannot be restored: with dropout on, a resumed
 run matches an uninterrupted one in everything but those masks.)
+
+With gradient accumulation (`Run.gradient_accumulation_steps` N) a step is N micro-batches
+of batch_size/N rows, then one update (optimization.TrainStep); steps, checkpoints and the
+learning-rate schedule count updates.
+
+SIGTERM and Ctrl-C (`stop_on_signals`) stop a run gracefully: the step under way finishes (with
+accumulation, the micro-batch under way), rank 0 saves its state, and `Stopped` says where;
+`resume=True` then continues exactly there, between two micro-batches too.
 """
 
 from __future__ import annotations
@@ -19,7 +27,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -32,6 +43,7 @@ from tqdm import tqdm
 from tinybert_data.prefetch import ahead
 from tinybert_model import named_parameters, read_checkpoint, save_checkpoint, write_checkpoint
 
+from .config import MAX_STEPS, ConfigError
 from .data import (
     BUCKET_LENGTHS,
     DataError,
@@ -44,12 +56,17 @@ from .data import (
     trim,
 )
 from .optimization import TrainStep, build_optimizer, learning_rates
-from .runs import TRAINER_STATE, checkpoint_path, is_own, remember_state, saved_checkpoints
+from .runs import (
+    LOG_TXT,
+    TRAINER_STATE,
+    checkpoint_path,
+    is_own,
+    remember_state,
+    saved_checkpoints,
+)
 from .sink import SinkFeed
 
 log = logging.getLogger("tinybert_distill")
-
-LOG_TXT = "written_to_log_txt"  # marks log records the trainer already put in log.txt
 
 
 @dataclass
@@ -67,6 +84,7 @@ class Phase:
     scale_factor: float = 2.0
     scale_window: int = 1000
     max_steps: int = -1  # stop early (train_steps); -1: all epochs
+    epochs_key: str = "epoch_size"  # the config key of `epochs`, for messages
     cached: dict = field(default_factory=dict)  # name -> array by row, e.g. teacher_logits
     # called after each step with this worker's rows and the loss network's extra outputs
     # (numpy), e.g. teacher_outputs.PhaseLogits; host-fed steps only (not with data_sink)
@@ -92,6 +110,7 @@ class Run:
     read_ahead: bool = True  # read step n + 1's rows in a thread while step n runs
     data_sink: bool = False  # feed through mindspore.dataset (sink.py); batches at seq_length
     data_sink_steps: int = 1  # with data_sink: steps between reading the loss back
+    gradient_accumulation_steps: int = 1  # micro-batches per step (one update)
     # string entries of saved models (task_info, vocab)
     model_extra: dict = field(default_factory=dict)
 
@@ -111,6 +130,82 @@ class Evaluation:
     history: list = field(default_factory=list)
 
 
+# ---- stopping on a signal ---------------------------------------------------------------
+
+
+class Stopped(Exception):
+    """The run stopped on a signal; `step` is where its state was saved (None: nothing was
+    training, or a second signal did not wait for the step under way)."""
+
+    def __init__(self, signal_name: str, phase: str | None = None, step: int | None = None):
+        super().__init__(signal_name, phase, step)
+        self.signal_name, self.phase, self.step = signal_name, phase, step
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + signal.Signals[self.signal_name].value  # as a shell reports a signal
+
+
+class _StopRequest:
+    """What SIGTERM or SIGINT asked of the run (`STOP`).
+
+    While a phase trains, the first signal only sets `signal`: the loop finishes the step
+    under way, saves and raises Stopped (the compiled step runs outside Python, so the handler
+    runs when it returns). Outside training, or at a second signal, the handler raises
+    Stopped at once: a checkpoint already holds everything done.
+    """
+
+    def __init__(self):
+        self.signal: str | None = None
+        self.training = False
+
+    def handle(self, number, frame) -> None:
+        name = signal.Signals(number).name
+        if self.training and self.signal is None:
+            self.signal = name
+            log.info("%s: stopping after the step under way (send it again to stop at once)", name)
+            return
+        raise Stopped(name)
+
+
+STOP = _StopRequest()
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # what `timeout`, schedulers, Ctrl-C send
+
+
+@contextmanager
+def stop_on_signals():
+    """Within: SIGTERM and Ctrl-C stop the run gracefully (see _StopRequest). Main thread
+    only (Python delivers signals there); elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {number: signal.signal(number, STOP.handle) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+        STOP.signal, STOP.training = None, False
+
+
+class _StoppedMidStep(Exception):
+    """Raised by HostFeed between two micro-batches of a step when a stop was asked for."""
+
+    def __init__(self, micro_step: int):
+        super().__init__(micro_step)
+        self.micro_step = micro_step
+
+
+# ---- the loop ----------------------------------------------------------------------------
+
+
+def check_plan(phase: Phase, data: Dataset, run: Run) -> None:
+    """Refuse a phase the data cannot fill or that plans absurdly many steps, before anything
+    is written or allocated (the schedule holds one learning rate per step)."""
+    if phase.epochs:
+        _steps(phase, data, run)
+
+
 def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | None = None) -> None:
     """Train `phase.model` on `data`; resumable, logged, checkpointed."""
     global_batch = phase.batch_size * run.world_size
@@ -127,21 +222,33 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
         phase.scale_factor,
         phase.scale_window,
         data_parallel=run.world_size > 1,
+        accumulation_steps=run.gradient_accumulation_steps,
     )
     phase.model.set_train(True)
     state = _resume(phase, step_cell, run) if run.resume else {"step": 0}
     start = state["step"]
     if evaluation and "best" in state:
         evaluation.best = state["best"]
+    micro_batches = run.gradient_accumulation_steps
     log.info(
-        "%s: %d rows, %d steps per epoch, %d epochs, %d steps%s",
+        "%s: %d rows, %d steps per epoch, %d epochs, %d steps%s%s",
         phase.name,
         data.num_rows,
         per_epoch,
         phase.epochs,
         total,
+        f" of {micro_batches} micro-batches of {phase.batch_size // micro_batches} rows"
+        if micro_batches > 1
+        else "",
         f", resuming at step {start}" if start else "",
     )
+    if state.get("micro_step"):
+        log.info(
+            "%s: step %d resumes after its micro-batch %d",
+            phase.name,
+            start + 1,
+            state["micro_step"],
+        )
     if start >= total:
         return
 
@@ -166,25 +273,44 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
         )
         feed = SinkFeed(step_cell, batch_of, start, total, phase.inputs)
     else:
-        feed = HostFeed(step_cell, batch_of, start, total, run.read_ahead)
+        feed = HostFeed(
+            step_cell,
+            batch_of,
+            start,
+            total,
+            run.read_ahead,
+            micro_batches,
+            state.get("micro_step", 0),
+        )
     sink_steps = run.data_sink_steps if run.data_sink else 1
     started = time.perf_counter()
     step = start
+
+    def best():
+        return evaluation.best if evaluation else None
+
+    STOP.training = True
     try:
         while step < total:
             # Steps run without the host reading anything back until `done`: a sink ends
             # where a checkpoint, an evaluation or an epoch does, so they fall on the same
             # steps as without sinking.
             done = _sink_end(step, total, per_epoch, sink_steps, run, evaluation)
-            outputs = feed.run(done - step)
+            try:
+                outputs = feed.run(done - step)
+            except _StoppedMidStep as stop:  # between two micro-batches of step + 1
+                if run.is_main:
+                    _save_state(phase, step_cell, run, step, best(), stop.micro_step)
+                raise Stopped(STOP.signal, phase.name, step) from None
             loss, finite, scale = (
                 outputs[0].asnumpy().item(),
                 bool(outputs[1].asnumpy().item()),
                 outputs[2].asnumpy().item(),
             )
             count, step = done - step, done
-            if keep_outputs is not None:
-                keep_outputs(rows_of.rows(done - 1), [x.asnumpy() for x in outputs[3:]])
+            # a step resumed between its micro-batches has no extras of the earlier ones
+            if keep_outputs is not None and len(outputs) > 3:
+                keep_outputs(rows_of.rows(done - 1), [_numpy(x) for x in outputs[3:]])
             speed = (done - start) * global_batch / (time.perf_counter() - started)
             rate = float(rates[done - 1])
             epoch = (done - 1) // per_epoch
@@ -208,12 +334,19 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
             ):
                 _evaluate(evaluation, phase, run, done)
                 phase.model.set_train(True)
-            if run.is_main and (done % run.save_ckpt_step == 0 or done == total):
-                best = evaluation.best if evaluation else None
-                _save_state(phase, step_cell, run, done, best)
+            saves = done % run.save_ckpt_step == 0 or done == total
+            if run.is_main and (saves or STOP.signal):
+                _save_state(phase, step_cell, run, done, best())
+            if STOP.signal:
+                raise Stopped(STOP.signal, phase.name, done)
     finally:
+        STOP.training = False
         feed.close()
         progress.close()
+
+
+def _numpy(value) -> np.ndarray:
+    return value.asnumpy() if isinstance(value, Tensor) else value
 
 
 def _sink_end(step, total, per_epoch, sink_steps, run: Run, evaluation) -> int:
@@ -275,10 +408,25 @@ class HostFeed:
     `read_ahead`, step n + 1's are read in a thread while step n runs (reading and parsing
     records overlaps the compiled step, which runs without the GIL). Errors of a read
     surface when its step would start, so a checkpoint is never written from a partial step.
+
+    With `micro_batches` N > 1 each step's arrays are cut into N micro-batches of equal rows,
+    each run by `step_cell.accumulate`, then `step_cell.apply()` updates; a stop asked for
+    between two of them raises _StoppedMidStep. `micro_start`: the first step's micro-batches
+    already in the step's sums (a run resumed between them).
     """
 
-    def __init__(self, step_cell, batch_of, start: int, stop: int, read_ahead: bool = True):
+    def __init__(
+        self,
+        step_cell,
+        batch_of,
+        start: int,
+        stop: int,
+        read_ahead: bool = True,
+        micro_batches: int = 1,
+        micro_start: int = 0,
+    ):
         self.step_cell = step_cell
+        self.micro_batches, self.micro_start = micro_batches, micro_start
         steps = range(start, stop)
         if read_ahead:
             self._batches = ahead(batch_of, steps)
@@ -289,8 +437,29 @@ class HostFeed:
         outputs = None
         for _ in range(count):
             _, arrays = next(self._batches)
-            outputs = self.step_cell(*[Tensor(x) for x in arrays])
+            if self.micro_batches == 1:
+                outputs = self.step_cell(*[Tensor(x) for x in arrays])
+            else:
+                outputs = self._accumulated_step(arrays)
         return outputs
+
+    def _accumulated_step(self, arrays: list) -> tuple:
+        """(mean loss, finite, loss scale, *extras of every row) of one step."""
+        micro_arrays = [np.split(array, self.micro_batches) for array in arrays]
+        extras = []
+        for index in range(self.micro_start, self.micro_batches):
+            if index > self.micro_start and STOP.signal:
+                raise _StoppedMidStep(index)
+            outputs = self._micro_step([Tensor(a[index]) for a in micro_arrays])
+            extras.append([x.asnumpy() for x in outputs[1:]])
+        resumed, self.micro_start = self.micro_start, 0
+        if resumed:  # the first micro-batches' extras are not here
+            extras = []
+        joined = [np.concatenate(parts) for parts in zip(*extras)]
+        return (*self.step_cell.apply(), *joined)
+
+    def _micro_step(self, inputs: list) -> tuple:
+        return self.step_cell.accumulate(*inputs)
 
     def close(self) -> None:
         self._batches.close()
@@ -307,6 +476,12 @@ def _steps(phase: Phase, data: Dataset, run: Run) -> tuple:
     total = per_epoch * phase.epochs
     if phase.max_steps > 0:
         total = min(total, phase.max_steps)
+    if total > MAX_STEPS:
+        raise ConfigError(
+            f"--{phase.epochs_key} is {phase.epochs}: {phase.epochs} epochs of {per_epoch} steps "
+            f"is {total} steps, more than the {MAX_STEPS} a run may plan; lower it or set "
+            "--train_steps"
+        )
     return per_epoch, total
 
 
@@ -423,8 +598,9 @@ def _summary(result: dict) -> str:
 # ---- resumable checkpoints ---------------------------------------------------------------
 
 
-def _state_parameters(phase: Phase, step_cell: TrainStep) -> dict:
-    """Everything a resumed run needs: the model by path, optimizer and loss-scale state."""
+def _state_parameters(phase: Phase, step_cell: TrainStep, mid_step: bool = False) -> dict:
+    """Everything a resumed run needs: the model by path, optimizer and loss-scale state;
+    `mid_step`: also the sums of a step stopped between its micro-batches."""
     parameters = {f"model.{n}": p for n, p in named_parameters(phase.model).items()}
     trained = {id(p) for p in phase.model.get_parameters()}
     for parameter in step_cell.optimizer.get_parameters():
@@ -434,6 +610,8 @@ def _state_parameters(phase: Phase, step_cell: TrainStep) -> dict:
             parameters[f"optimizer.{parameter.name}"] = parameter
     parameters["loss_scale"] = step_cell.loss_scale
     parameters["finite_steps"] = step_cell.finite_steps
+    if mid_step:  # between steps the sums are 0: not saved
+        parameters.update({p.name: p for p in step_cell.sums})
     return parameters
 
 
@@ -451,9 +629,18 @@ def _checkpoints(run: Run, phase: str) -> list:
     ]
 
 
-def _save_state(phase: Phase, step_cell: TrainStep, run: Run, step: int, best) -> None:
-    tensors = {n: p.asnumpy() for n, p in _state_parameters(phase, step_cell).items()}
+def _save_state(
+    phase: Phase, step_cell: TrainStep, run: Run, step: int, best, micro_step: int = 0
+) -> None:
+    """A resumable checkpoint after `step` steps (and `micro_step` micro-batches of the next:
+    a stop between them; it replaces a checkpoint of `step` itself)."""
+    parameters = _state_parameters(phase, step_cell, mid_step=micro_step > 0)
+    tensors = {n: p.asnumpy() for n, p in parameters.items()}
     state = {"phase": phase.name, "step": step}
+    if micro_step:
+        state.update(
+            micro_step=micro_step, gradient_accumulation_steps=run.gradient_accumulation_steps
+        )
     if best is not None and math.isfinite(best):
         state["best"] = best
     if run.identity is not None:
@@ -471,13 +658,13 @@ def _resume(phase: Phase, step_cell: TrainStep, run: Run) -> dict:
         log.info("%s: no checkpoint in %s; starting from the beginning", phase.name, run.output_dir)
         return {"step": 0}
     checkpoint = read_checkpoint(found[-1])
-    parameters = _state_parameters(phase, step_cell)
+    state = json.loads(checkpoint.extra[TRAINER_STATE])
+    parameters = _state_parameters(phase, step_cell, mid_step=bool(state.get("micro_step")))
     missing = sorted(set(parameters) - set(checkpoint.tensors))
     if missing:
         raise DataError(f"{found[-1]}: cannot resume from it, it lacks {', '.join(missing[:5])}")
     for name, parameter in parameters.items():
         parameter.set_data(Tensor(checkpoint.tensors[name], dtype=parameter.dtype))
-    state = json.loads(checkpoint.extra[TRAINER_STATE])
     log.info("%s: resumed from %s (step %d)", phase.name, found[-1], state["step"])
     return state
 
