@@ -270,27 +270,18 @@ def main() -> None:
     distill.update(task_name="sst2", load_teacher_ckpt_path=teacher / "best.ckpt", **data, **common)
     # each route's export and ONNX score right after it, so a run in pieces finishes route B
     # (the route not yet measured at full length) first
+    students = {  # route -> (stage name, where its student starts)
+        "b": ("route B td", {"load_gd_ckpt_path": gd}),
+        "a": ("route A", {"init_student_from_teacher_layers": LAYERS}),
+    }
     scores = {}
-    if "b" in args.routes:
+    for route in sorted(args.routes, reverse=True):  # b first
+        stage, start = students[route]
+        output = folder / f"route_{route}"
         stages.run(
-            "route B td",
-            folder / "route_b" / "summary.json",
-            "tinybert-td",
-            save_ckpt_path=folder / "route_b",
-            load_gd_ckpt_path=gd,
-            **distill,
+            stage, output / "summary.json", "tinybert-td", save_ckpt_path=output, **start, **distill
         )
-        scores["route_b"] = export_and_score(stages, folder, "route_b", vocab)
-    if "a" in args.routes:
-        stages.run(
-            "route A",
-            folder / "route_a" / "summary.json",
-            "tinybert-td",
-            save_ckpt_path=folder / "route_a",
-            init_student_from_teacher_layers=LAYERS,
-            **distill,
-        )
-        scores["route_a"] = export_and_score(stages, folder, "route_a", vocab)
+        scores[output.name] = export_and_score(stages, folder, output.name, vocab)
 
     corpus = records / "corpus"
     gd_note = (
