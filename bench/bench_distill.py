@@ -373,16 +373,24 @@ def mindspore_gd(steps: int) -> dict:
     }
 
 
+def torch_gd_step(teacher_shape: dict, hidden_map, attention_map):
+    """PyTorch's general-distillation step: a frozen teacher of `teacher_shape`, the TinyBERT-4
+    student with its fit_dense, AdamW."""
+    import torch
+
+    teacher = torch_bert(teacher_shape).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = torch_bert(STUDENT, fit_to=teacher_shape["hidden"]).train()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=5e-5, weight_decay=1e-4, eps=1e-6)
+    return torch_distillation_step(teacher, student, optimizer, hidden_map, attention_map)
+
+
 def torch_gd(steps: int) -> dict:
     import torch
 
     torch.set_num_threads(os.cpu_count())
-    teacher = torch_bert(BERT_BASE).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    student = torch_bert(STUDENT, fit_to=BERT_BASE["hidden"]).train()
-    optimizer = torch.optim.AdamW(student.parameters(), lr=5e-5, weight_decay=1e-4, eps=1e-6)
-    step = torch_distillation_step(teacher, student, optimizer, GD_HIDDEN_MAP, GD_ATTENTION_MAP)
+    step = torch_gd_step(BERT_BASE, GD_HIDDEN_MAP, GD_ATTENTION_MAP)
     inputs = [torch.from_numpy(x).long() for x in gd_batch()]
     step(*inputs)
     phases, times = [], []
@@ -472,12 +480,7 @@ def torch_gd_memory(corpus: str, batch: int, steps: int) -> dict:
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)
     sampler = RssByStep()
-    teacher = torch_bert(MINILM).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    student = torch_bert(STUDENT, fit_to=MINILM["hidden"]).train()
-    optimizer = torch.optim.AdamW(student.parameters(), lr=5e-5, weight_decay=1e-4, eps=1e-6)
-    step = torch_distillation_step(teacher, student, optimizer, TASK_HIDDEN_MAP, TASK_ATTENTION_MAP)
+    step = torch_gd_step(MINILM, TASK_HIDDEN_MAP, TASK_ATTENTION_MAP)
     data = load_dataset(corpus, need_labels=False)
     started = time.perf_counter()
     for index in range(steps):
