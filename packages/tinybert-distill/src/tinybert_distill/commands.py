@@ -59,8 +59,8 @@ def run_settings(config: dict, rank: int, world_size: int) -> Run:
     """The run's settings, checked (writing nothing): refuses another run's folder."""
     identity = prepare_output(config, rank, world_size)
     data_sink = use_sink(config["enable_data_sink"], ms.get_context("device_target"))
-    micro_batches = int(config.get("gradient_accumulation_steps", 1))
-    if data_sink and micro_batches > 1:
+    micro_batches = config["gradient_accumulation_steps"]  # "auto": per phase (trainer)
+    if data_sink and micro_batches not in (1, "auto"):
         raise ConfigError(
             "--gradient_accumulation_steps above 1 needs the host feed: set --enable_data_sink "
             "false (a sunk step runs whole batches)"

@@ -78,7 +78,8 @@ KEY_HELP = {
     "batch_size": "examples per step on each worker",
     "gradient_accumulation_steps": "micro-batches per step: each step's batch_size rows are run as "
     "N micro-batches of batch_size/N rows whose gradients are added up, then one update (the "
-    "same update, the memory of the micro-batch)",
+    "same update, the memory of the micro-batch); auto (default): on the CPU, micro-batches of "
+    "at most 2048 tokens (16 rows of 128), 1 on GPU/Ascend",
     "loss_scale_value": "initial loss scale",
     "scale_factor": "loss scale multiplier/divisor",
     "scale_window": "finite steps before the loss scale grows",
@@ -104,7 +105,7 @@ COMMON_DEFAULTS = {
     "overwrite": False,
     "enable_data_sink": False,
     "data_sink_steps": 1,
-    "gradient_accumulation_steps": 1,
+    "gradient_accumulation_steps": "auto",
 }
 
 # The most steps a run may plan: its learning-rate schedule holds one value per step
@@ -116,11 +117,11 @@ FLOAT32_MAX = 3.4028234e38  # every real number ends up in a float32 tensor
 
 
 def _whole(low, also=None, high=None):
-    """A whole number >= low (or exactly `also`, e.g. train_steps -1), at most `high`."""
+    """A whole number >= low (or exactly `also`: train_steps -1, "auto"), at most `high`."""
     text = f"a whole number {f'>= {low}' if high is None else f'from {low} to {high}'}"
     return (
         True,
-        lambda v: v == also or (v >= low and (high is None or v <= high)),
+        lambda v: v == also or (_is_number(v) and v >= low and (high is None or v <= high)),
         text if also is None else f"{also} or {text}",
     )
 
@@ -142,7 +143,7 @@ RANGES = {
     "td_phase2_epoch_size": _whole(0, high=MAX_STEPS),
     "train_steps": _whole(1, also=-1, high=MAX_STEPS),
     "batch_size": _whole(1),
-    "gradient_accumulation_steps": _whole(1),
+    "gradient_accumulation_steps": _whole(1, also="auto"),
     "save_ckpt_step": _whole(1),
     "data_sink_steps": _whole(1),
     "max_ckpt_num": _whole(1),
@@ -260,6 +261,8 @@ def validate(config: dict) -> dict:
         if leaf in RANGES and not (value is None and leaf in NULLABLE):
             whole, test, wording = RANGES[leaf]
             if not _is_number(value):
+                if isinstance(value, str) and test(value):  # the word it may take ("auto")
+                    continue
                 raise ConfigError(f"--{path} is {value!r}; it must be {wording}")
             if whole and isinstance(value, float) and value.is_integer():
                 value = int(value)
@@ -276,7 +279,7 @@ def validate(config: dict) -> dict:
     for block in TRAINING_BLOCKS:
         settings = config.get(block)
         batch_size = settings.get("batch_size") if isinstance(settings, dict) else None
-        if isinstance(batch_size, int) and batch_size % micro_batches:
+        if isinstance(batch_size, int) and micro_batches != "auto" and batch_size % micro_batches:
             raise ConfigError(
                 f"--{block}.batch_size {batch_size} is not a multiple of "
                 f"--gradient_accumulation_steps {micro_batches}: each step's batch is split into "

@@ -275,7 +275,6 @@ def prepare_output(config: dict, rank: int = 0, world_size: int = 1) -> dict:
             raise RunError("--resume true and --overwrite true contradict each other: choose one")
         if resume:
             identity = _check_resume(output_dir, identity, config, world_size)
-            _check_micro_batches(output_dir, identity, config)
         elif not overwrite:
             _check_fresh(output_dir)
     return identity
@@ -420,23 +419,3 @@ def _check_resume(output_dir: Path, identity: dict, config: dict, world_size: in
         )
         return run_identity(config, world_size, with_buckets=False)  # and their bucket lengths
     return identity
-
-
-def _check_micro_batches(output_dir: Path, identity: dict, config: dict) -> None:
-    """A checkpoint written in the middle of an update (a stop between its micro-batches)
-    holds the gradients of that update's first micro-batches: it can go on only with the
-    same number of micro-batches."""
-    newest = {}
-    for saved in saved_checkpoints(output_dir):
-        if is_own(saved.path, identity):
-            newest[saved.phase] = saved.path
-    wanted = int(config.get("gradient_accumulation_steps", 1))
-    for path in newest.values():
-        state = trainer_state(path) or {}
-        if state.get("micro_step") and state.get("gradient_accumulation_steps") != wanted:
-            raise RunError(
-                f"--resume true: {path.relative_to(output_dir)} was saved after micro-batch "
-                f"{state['micro_step']} of {state.get('gradient_accumulation_steps')} of an "
-                f"update; resume it with --gradient_accumulation_steps "
-                f"{state.get('gradient_accumulation_steps')}"
-            )

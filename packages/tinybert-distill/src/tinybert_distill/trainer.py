@@ -15,7 +15,8 @@ run matches an uninterrupted one in everything but those masks.)
 
 With gradient accumulation (`Run.gradient_accumulation_steps` N) a step is N micro-batches
 of batch_size/N rows, then one update (optimization.TrainStep); steps, checkpoints and the
-learning-rate schedule count updates.
+learning-rate schedule count updates. "auto" (the default) picks N per phase on the CPU, where
+a compiled graph's memory grows with the rows it runs at once (`micro_batches_per_step`).
 
 SIGTERM and Ctrl-C (`stop_on_signals`) stop a run gracefully: the step under way finishes (with
 accumulation, the micro-batch under way), rank 0 saves its state, and `Stopped` says where;
@@ -31,7 +32,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -59,6 +60,7 @@ from .optimization import TrainStep, build_optimizer, learning_rates
 from .runs import (
     LOG_TXT,
     TRAINER_STATE,
+    RunError,
     checkpoint_path,
     is_own,
     remember_state,
@@ -110,7 +112,7 @@ class Run:
     read_ahead: bool = True  # read step n + 1's rows in a thread while step n runs
     data_sink: bool = False  # feed through mindspore.dataset (sink.py); batches at seq_length
     data_sink_steps: int = 1  # with data_sink: steps between reading the loss back
-    gradient_accumulation_steps: int = 1  # micro-batches per step (one update)
+    gradient_accumulation_steps: int | str = "auto"  # micro-batches per step (one update)
     # string entries of saved models (task_info, vocab)
     model_extra: dict = field(default_factory=dict)
 
@@ -206,8 +208,40 @@ def check_plan(phase: Phase, data: Dataset, run: Run) -> None:
         _steps(phase, data, run)
 
 
+# On the CPU a compiled graph gives every intermediate tensor a buffer of its own for the life
+# of the process (MindSpore's graph memory reuse serves GPU and Ascend, not exercised here), so
+# a step holds memory in proportion to the rows it runs at once: about 140 MB a row for
+# TinyBERT-4 learning from MiniLM at 128 tokens. "auto" caps a micro-batch at 2048 tokens (16
+# rows of 128): route B's general distillation at batch 64 then holds about as much as
+# PyTorch's step, for a few percent more time (docs/RESULTS.md, "General distillation memory").
+AUTO_MICRO_BATCH_TOKENS = 2048
+
+
+def micro_batches_per_step(setting, batch_size: int, seq_length: int, device_target: str) -> int:
+    """Micro-batches per step: `setting` itself, or for "auto" on the CPU the fewest that cut
+    batch_size into equal micro-batches of at most AUTO_MICRO_BATCH_TOKENS tokens of
+    seq_length (at least one row each); "auto" is 1 on GPU and Ascend."""
+    if setting != "auto":
+        return int(setting)
+    if device_target != "CPU":
+        return 1
+    most_rows = max(1, AUTO_MICRO_BATCH_TOKENS // seq_length)
+    return next(
+        n for n in range(1, batch_size + 1) if batch_size % n == 0 and batch_size // n <= most_rows
+    )
+
+
 def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | None = None) -> None:
     """Train `phase.model` on `data`; resumable, logged, checkpointed."""
+    run = replace(
+        run,
+        gradient_accumulation_steps=micro_batches_per_step(
+            run.gradient_accumulation_steps,
+            phase.batch_size,
+            data.seq_length,
+            ms.get_context("device_target"),
+        ),
+    )
     global_batch = phase.batch_size * run.world_size
     per_epoch, total = _steps(phase, data, run)
     if total == 0:
@@ -659,6 +693,15 @@ def _resume(phase: Phase, step_cell: TrainStep, run: Run) -> dict:
         return {"step": 0}
     checkpoint = read_checkpoint(found[-1])
     state = json.loads(checkpoint.extra[TRAINER_STATE])
+    saved_micro_batches = state.get("gradient_accumulation_steps")
+    if state.get("micro_step") and saved_micro_batches != run.gradient_accumulation_steps:
+        # the checkpoint holds the gradient sums of that update's first micro-batches
+        raise RunError(
+            f"--resume true: {found[-1].name} was saved after micro-batch "
+            f"{state['micro_step']} of {saved_micro_batches} of an update, and this run cuts "
+            f"a step into {run.gradient_accumulation_steps}; resume it with "
+            f"--gradient_accumulation_steps {saved_micro_batches}"
+        )
     parameters = _state_parameters(phase, step_cell, mid_step=bool(state.get("micro_step")))
     missing = sorted(set(parameters) - set(checkpoint.tensors))
     if missing:
