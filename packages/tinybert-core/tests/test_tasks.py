@@ -32,6 +32,22 @@ def test_every_task_has_a_known_type_and_labels_unless_regression():
         assert len(set(spec.labels)) == len(spec.labels)
 
 
+def test_every_task_ranks_models_by_one_of_its_metrics():
+    for spec in TASKS.values():
+        assert spec.metrics and len(set(spec.metrics)) == len(spec.metrics)
+        assert spec.main_metric in spec.metrics
+
+    def scored_by(name):
+        return task_spec(name).metrics, task_spec(name).main_metric
+
+    # GLUE's figures: accuracy, F1 for the paraphrase tasks, MCC for CoLA, correlation for STS-B
+    assert scored_by("sst2") == scored_by("tnews") == (("accuracy",), "accuracy")
+    assert scored_by("mrpc") == scored_by("qqp") == (("accuracy", "f1"), "f1")
+    assert scored_by("cola") == (("accuracy", "mcc"), "mcc")
+    assert scored_by("stsb") == (("pearson", "spearman"), "pearson")
+    assert scored_by("cluener") == (("f1",), "f1")
+
+
 def glue_labels(path, column="label"):
     lines = path.read_text(encoding="utf-8").splitlines()
     at = lines[0].split("\t").index(column)

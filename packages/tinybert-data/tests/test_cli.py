@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tinybert_data import load_records
+from tinybert_data import TASK_READERS, load_records
 from tinybert_data.cli import build_parser, main
 
 
@@ -169,6 +169,40 @@ def test_every_flag_has_help():
     for name, sub in subparsers.choices.items():
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_task_choices_are_the_tasks_with_a_reader():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    (task,) = [a for a in subparsers.choices["task"]._actions if a.dest == "task"]
+    assert task.choices == sorted(TASK_READERS)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--do_lower_case", "maybe", "expected true or false, not 'maybe'"),
+        ("--overwrite", "2", "expected true or false, not '2'"),
+        ("--shards", "0", "must be at least 1, not 0"),
+        ("--seq_length", "-8", "must be at least 1, not -8"),
+    ],
+)
+def test_bad_flag_values_are_refused_naming_the_flag(tmp_path, flag, value, message, capsys):
+    argv = ["task", "--task", "sst2", "--input", "x.tsv", "--vocab", "v.txt"]
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--output", str(tmp_path / "out"), flag, value])
+    assert info.value.code == 2
+    assert f"argument {flag}: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_true_and_false_take_the_usual_spellings():
+    spellings = {"true": True, "YES": True, "1": True, "False": False, "no": False, "0": False}
+    for text, value in spellings.items():
+        args = build_parser().parse_args(
+            ["corpus", "--input", "x", "--vocab", "v", "--output", "o", "--do_lower_case", text]
+        )
+        assert args.do_lower_case is value
 
 
 @pytest.mark.parametrize("command", ["task", "corpus", "inspect", "validate"])

@@ -19,7 +19,7 @@ from real_students import real_student  # noqa: E402
 
 from tinybert_deploy import OnnxModel, evaluate, task_columns  # noqa: E402
 from tinybert_deploy.export import export, export_onnx  # noqa: E402
-from tinybert_deploy.quantize import quantize_model, round_bf16  # noqa: E402
+from tinybert_deploy.quantize import bf16_emulated, quantize_model, round_bf16  # noqa: E402
 from tinybert_deploy.runtime import (  # noqa: E402
     choose_runtime,
     has_fast_bf16,
@@ -67,11 +67,12 @@ def test_bf16_rounding_is_round_to_nearest_even():
 
 def test_bf16_keeps_the_accuracy(student):
     fp32 = OnnxModel(student["fp32"])
-    bf16 = OnnxModel(student["fp32"])
     if has_fast_bf16() and openvino_available():
+        bf16 = OnnxModel(student["fp32"])
         bf16.use_openvino("bf16")
     else:  # measured on the CPUs that cannot run it fast by rounding as the hardware does
-        bf16.use_openvino("bf16", emulate_bf16=True)
+        bf16 = bf16_emulated(student["fp32"])
+        assert bf16.description.endswith("bf16 (emulated)")
     reference = evaluate(fp32, "sst2", student["dev"])["accuracy"]
     assert reference > 0.6  # a trained model, not a coin
     assert abs(evaluate(bf16, "sst2", student["dev"])["accuracy"] - reference) <= 0.005

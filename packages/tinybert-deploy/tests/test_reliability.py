@@ -270,7 +270,9 @@ def test_a_tab_in_one_text_input_is_refused(tmp_path, capsys):
     ]
     refused(predict([*tagger, "北京\t上海"]), capsys, "but cluener reads one text")
     with pytest.raises(DeployError, match="input 1 is a sentence pair, but .* reads one text"):
-        Predictor.from_files(SST2_MODEL, VOCAB).predict([("a gripping film", "1")])
+        Predictor.from_model(SST2_MODEL, VOCAB, runtime="onnxruntime").predict(
+            [("a gripping film", "1")]
+        )
 
 
 def test_a_pair_task_takes_exactly_one_tab(tmp_path, capsys):

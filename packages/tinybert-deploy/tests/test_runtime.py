@@ -24,8 +24,12 @@ def test_metadata_describes_the_model(sst2_model):
 
 def test_batching_by_length_changes_nothing(sst2_model, vocab_en, sst2_dev):
     sentences = sst2_sentences(sst2_dev, 50)
-    batched = Predictor.from_files(sst2_model, vocab_en, batch_size=16).predict(sentences)
-    one_by_one = Predictor.from_files(sst2_model, vocab_en, batch_size=1).predict(sentences)
+    batched = Predictor.from_model(
+        sst2_model, vocab_en, runtime="onnxruntime", batch_size=16
+    ).predict(sentences)
+    one_by_one = Predictor.from_model(
+        sst2_model, vocab_en, runtime="onnxruntime", batch_size=1
+    ).predict(sentences)
     assert [r["text"] for r in batched] == sentences  # input order kept
     for a, b in zip(batched, one_by_one):
         assert a["label"] == b["label"]
@@ -36,7 +40,7 @@ def test_batching_by_length_changes_nothing(sst2_model, vocab_en, sst2_dev):
 
 def test_ner_entities_have_character_offsets(cluener_model, vocab_zh, cluener_dev):
     texts = [json.loads(line)["text"] for line in cluener_dev.read_text().splitlines()[:30]]
-    results = Predictor.from_files(cluener_model, vocab_zh).predict(texts)
+    results = Predictor.from_model(cluener_model, vocab_zh, runtime="onnxruntime").predict(texts)
     tags = {t.split("-", 1)[1] for t in get_task("cluener").labels if t != "O"}
     found = 0
     for text, result in zip(texts, results):
@@ -70,7 +74,9 @@ def test_eval_onnx_matches_the_predictions(tmp_path, sst2_model, vocab_en, sst2_
     )
     result = json.loads(report.read_text())
     rows = [line.split("\t") for line in sst2_dev.read_text().splitlines()[1:]]
-    predictions = Predictor.from_files(sst2_model, vocab_en).predict([r[0] for r in rows])
+    predictions = Predictor.from_model(sst2_model, vocab_en, runtime="onnxruntime").predict(
+        [r[0] for r in rows]
+    )
     expected = np.mean([p["label"] == r[1] for p, r in zip(predictions, rows)])
     assert result["count"] == 872
     assert result["accuracy"] == pytest.approx(expected)
@@ -101,7 +107,9 @@ def test_predict_cli_writes_json_lines(sst2_model, vocab_en, capsys):
 
 
 def test_overlong_text_is_truncated_with_a_warning(sst2_model, vocab_en, caplog):
-    result = Predictor.from_files(sst2_model, vocab_en).predict(["good " * 400])
+    result = Predictor.from_model(sst2_model, vocab_en, runtime="onnxruntime").predict(
+        ["good " * 400]
+    )
     assert result[0]["label"] in ("0", "1")
     assert "longer than 128 tokens: truncated" in caplog.text
 

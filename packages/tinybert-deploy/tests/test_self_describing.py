@@ -81,7 +81,9 @@ def test_the_model_carries_task_vocabulary_and_length(self_describing):
 def test_predict_and_eval_need_only_the_model(self_describing, sst2_dev, tmp_path, capsys):
     assert predict(["--model", str(self_describing), "a fine film", "a dull one"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    with_flags = Predictor.from_files(self_describing, VOCAB).predict(["a fine film", "a dull one"])
+    with_flags = Predictor.from_model(self_describing, VOCAB, runtime="onnxruntime").predict(
+        ["a fine film", "a dull one"]
+    )
     assert [r["probabilities"] for r in lines] == [r["probabilities"] for r in with_flags]
 
     dev = first_lines(sst2_dev, 200, tmp_path / "dev.tsv", header=True)

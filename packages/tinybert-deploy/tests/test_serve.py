@@ -208,7 +208,7 @@ def test_ner_entities_equal_tinybert_predicts(cluener_model, vocab_zh, cluener_d
 def test_concurrent_clients_each_get_their_own_answers(sst2_server, sst2_model, vocab_en, sst2_dev):
     texts = sentences(sst2_dev, 100, start=100)
     requests = [texts[i : i + 1 + i % 3] for i in range(50)]  # 1 to 3 inputs each
-    reference = Predictor.from_files(sst2_model, vocab_en).predict(texts)
+    reference = Predictor.from_model(sst2_model, vocab_en, runtime="onnxruntime").predict(texts)
     expected = {text: answer for text, answer in zip(texts, reference)}
     batches = metric(sst2_server.port, "tinybert_serve_batch_rows_count")
     start = threading.Barrier(50)
@@ -321,7 +321,7 @@ def test_sigterm_answers_queued_requests_then_exits_0(sst2_model, vocab_en):
     assert time.monotonic() - stopped < 5  # drained at once, not after the 10 s wait
     for thread in threads:
         thread.join(30)
-    reference = Predictor.from_files(sst2_model, vocab_en).predict(
+    reference = Predictor.from_model(sst2_model, vocab_en, runtime="onnxruntime").predict(
         [f"a gripping film {i}" for i in range(5)]
     )
     for (status, _, answers), expected in zip(results, reference):
@@ -337,7 +337,7 @@ def test_health_is_503_until_the_warm_up_is_done(sst2_model, vocab_en):
     from tinybert_deploy.serve import listening_socket
     from tinybert_deploy.server import InferenceApp, Limits, make_server
 
-    predictor = Predictor.from_files(sst2_model, vocab_en)
+    predictor = Predictor.from_model(sst2_model, vocab_en, runtime="onnxruntime")
     release, logits = threading.Event(), predictor.model.logits
 
     def held_back(*columns):

@@ -117,6 +117,7 @@ def test_distillation_on_micro_batches_makes_the_same_updates(
 
     td = [
         *("--task_name", "sst2", "--load_teacher_ckpt_path", str(teacher)),
+        *("--allow_weak_teacher", "true"),
         *("--init_student_from_teacher_layers", "[1]", "--train_data_dir", str(sst2_train)),
         *("--do_eval", "false", "--td_phase1_epoch_size", "1", "--td_phase2_epoch_size", "1"),
         *("--phase1_cfg.batch_size", "16", "--phase2_cfg.batch_size", "16"),

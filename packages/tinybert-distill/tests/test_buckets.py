@@ -13,8 +13,6 @@ from tinybert_data import BertTokenizer
 from tinybert_distill import fine_tune
 from tinybert_distill.data import (
     BUCKET_LENGTHS,
-    BUCKET_LENGTHS_OF_16,
-    BUCKET_WINDOW,
     bucket_length,
     bucketed_order,
     epoch_order,
@@ -23,6 +21,7 @@ from tinybert_distill.data import (
 )
 from tinybert_distill.distillers import DistillationLoss
 from tinybert_distill.evaluation import evaluate, predict
+from tinybert_distill.matches import layer_matches, prediction_matches
 from tinybert_distill.trainer import Phase, Run, step_inputs
 from tinybert_model import (
     BertForSequenceClassification,
@@ -78,23 +77,7 @@ def test_a_batch_is_cut_to_the_smallest_bucket_that_holds_it():
         8, 8, 16, 24, 32, 48, 64, 64
     ]  # fmt: skip
     assert bucket_length(50, 50) == 50 and bucket_length(600, 1024) == 1024
-    assert [bucket_length(n, 64, BUCKET_LENGTHS_OF_16) for n in (1, 16, 17, 49)] == [16, 16, 32, 64]
-
-
-def test_runs_begun_with_buckets_of_16_keep_their_order(sst2_64):
-    """With BUCKET_LENGTHS_OF_16 the order is the one tinybert-distill gave before the finer
-    buckets (written out here the way it was computed then), so such runs resume exactly."""
-    lengths, batch = sst2_64.lengths, 32
-    steps = len(lengths) // batch
-    before = epoch_order(len(lengths), 5, 2)[: steps * batch]
-    window = BUCKET_WINDOW * batch
-    for start in range(0, len(before), window):
-        part = before[start : start + window]
-        before[start : start + window] = part[np.argsort(-(-lengths[part] // 16), kind="stable")]
-    before = before.reshape(steps, batch)[np.random.default_rng([5, 2, 1]).permutation(steps)]
-    order = bucketed_order(lengths, batch, seed=5, epoch=2, ladder=BUCKET_LENGTHS_OF_16)
-    np.testing.assert_array_equal(order, before.reshape(-1))
-    assert not np.array_equal(order, bucketed_order(lengths, batch, seed=5, epoch=2))
+    assert [bucket_length(n, 64, (16, 32)) for n in (1, 16, 17, 33)] == [16, 16, 32, 64]
 
 
 def test_workers_split_each_global_batch_at_its_bucket(sst2_64):
@@ -148,10 +131,8 @@ def test_distillation_loss_does_not_depend_on_padding(sst2_64):
     rows = np.flatnonzero(sst2_64.lengths <= 32)[:8]
     assert sst2_64.lengths[rows].max() > 16  # some rows fill more than half of 32
     arrays = sst2_64.inputs(rows, COLUMNS)
-    for layers, prediction in ((True, False), (False, True)):
-        loss = DistillationLoss(
-            teacher, student, [0, 1, 2], [0, 1], layers=layers, prediction=prediction
-        )
+    for matches in (layer_matches([0, 1, 2], [0, 1]), prediction_matches("classification")):
+        loss = DistillationLoss(teacher, student, matches)
         at_64 = loss(*[ms.Tensor(a) for a in arrays]).asnumpy()
         at_32 = loss(*[ms.Tensor(a) for a in trim(COLUMNS, arrays, 32)]).asnumpy()
         assert at_64 > 0
@@ -165,7 +146,7 @@ def test_distillation_loss_on_full_rows_is_the_plain_mse():
     rng = np.random.default_rng(0)
     ids = rng.integers(5, 100, (4, 16)).astype(np.int32)
     segments, full = np.zeros_like(ids), np.ones_like(ids)
-    masked = DistillationLoss(teacher, student, [0, 1, 2], [0, 1])
+    masked = DistillationLoss(teacher, student, layer_matches([0, 1, 2], [0, 1]))
     value = masked(ms.Tensor(ids), ms.Tensor(segments), ms.Tensor(full)).asnumpy()
     student_out, teacher_out = (
         student(*map(ms.Tensor, (ids, segments, full))),

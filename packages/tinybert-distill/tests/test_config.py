@@ -3,6 +3,7 @@
 import pytest
 import yaml
 
+from tinybert_data import TASK_READERS
 from tinybert_distill.cli import general_distill, task_distill
 from tinybert_distill.config import (
     ConfigError,
@@ -13,7 +14,7 @@ from tinybert_distill.config import (
 )
 from tinybert_model import read_checkpoint
 
-TASKS = ["sst2", "qnli", "mnli", "tnews", "cluener"]
+TASKS = list(TASK_READERS)
 
 
 @pytest.mark.parametrize(

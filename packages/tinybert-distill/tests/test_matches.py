@@ -23,6 +23,7 @@ from tinybert_distill.matches import (
     fine_tuning_matches,
     general_distillation_matches,
     layer_matches,
+    prediction_matches,
     task_phase1_matches,
     task_phase2_matches,
 )
@@ -157,7 +158,10 @@ def test_prediction_loss_gradients_are_those_of_the_whole_model(pair_name):
 
     parameters = student.model.trainable_params()
     losses, gradients = [], []
-    for loss in (PredictionLoss(student, task_type=pair["task_type"]), PlainCall(student.model)):
+    for loss in (
+        PredictionLoss(student, prediction_matches(pair["task_type"])),
+        PlainCall(student.model),
+    ):
         losses.append(float(loss(*inputs, teacher_logits).asnumpy()))
         grad = ms.ops.GradOperation(get_by_list=True)(loss, parameters)(*inputs, teacher_logits)
         gradients.append([g.asnumpy() for g in grad])

@@ -104,6 +104,7 @@ def td_args(teacher, general, train, output, phase2_epochs: int, dev=None) -> li
     evaluation = ["--eval_data_dir", str(dev)] if dev else ["--do_eval", "false"]
     return [
         *("--task_name", "sst2", "--load_teacher_ckpt_path", str(teacher)),
+        *("--allow_weak_teacher", "true"),
         *("--load_gd_ckpt_path", str(general), "--train_data_dir", str(train)),
         *("--save_ckpt_path", str(output), "--train_steps", "3", *evaluation),
         *("--td_phase1_epoch_size", "1", "--td_phase2_epoch_size", str(phase2_epochs)),

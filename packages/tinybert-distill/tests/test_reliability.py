@@ -2,6 +2,7 @@
 refused, bad numbers and teachers are refused before anything is built, and every failure
 is one line (also in log.txt)."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -21,9 +22,8 @@ from conftest import (
 from tinybert_data import BertTokenizer
 from tinybert_distill import runs
 from tinybert_distill.cli import finetune, general_distill, task_distill
-from tinybert_distill.data import BUCKET_LENGTHS, BUCKET_LENGTHS_OF_16
 from tinybert_distill.launch import main as launch
-from tinybert_distill.runs import TRAINER_STATE, bucket_lengths, digest, run_identity, trainer_state
+from tinybert_distill.runs import TRAINER_STATE, digest, run_identity, trainer_state
 from tinybert_distill.trainer import Run, _checkpoints
 from tinybert_model import BertForSequenceClassification, read_checkpoint, save_checkpoint
 from tinybert_model.checkpoint import write_checkpoint
@@ -535,65 +535,53 @@ def test_large_inputs_are_hashed_from_samples(tmp_path, monkeypatch):
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     assert digest(tmp_path / "changed") != digest(tmp_path / "a")
     assert digest(tmp_path / "longer") != digest(tmp_path / "a")
-    shard = tmp_path / "a" / "shard"
-    assert digest(shard) != digest(shard, sample_large=False)  # really not read whole
+    whole = hashlib.sha256(contents).hexdigest()[:16]
+    assert digest(tmp_path / "a" / "shard") != whole  # really not read whole
 
 
-def test_resume_accepts_checkpoints_that_hashed_large_inputs_whole(
-    tmp_path, finished_run, pretrained_tiny, sst2_train, monkeypatch, capsys
-):
-    """Checkpoints written before sampled hashing recorded whole-file digests of every input;
-    resuming them still works, under their identity, and other settings are still refused."""
-    output = tmp_path / "run"
-    shutil.copytree(finished_run, output)
-    saved_id = trainer_state(output / "checkpoints" / "finetune_step00000004.ckpt")["run"]["id"]
-    monkeypatch.setattr(runs, "SAMPLED_ABOVE", 0)  # the test records are now "large"
-    monkeypatch.setattr(runs, "SAMPLE_BYTES", 16)
-    config = yaml.safe_load((output / "config.yaml").read_text())
-    assert run_identity(config)["id"] != saved_id  # sampled: another identity
-    assert run_identity(config, sample_large=False)["id"] == saved_id
-
-    args = fine_tune_args(pretrained_tiny, sst2_train, output, "--seed", "1", "--resume", "true")
-    assert finetune(args) == 0
-    assert "other settings" not in capsys.readouterr().err
+def as_an_earlier_version_wrote_them(output, state_of):
+    """Give every checkpoint in `output` the trainer state `state_of(state)`."""
     for path in (output / "checkpoints").glob("*.ckpt"):
-        assert trainer_state(path)["run"]["id"] == saved_id
-
-    assert finetune([*args, "--common_cfg.batch_size", "8"]) == 1
-    assert "common_cfg.batch_size 16 -> 8" in capsys.readouterr().err
-
-
-def test_resume_keeps_the_bucket_lengths_a_run_began_with(
-    tmp_path, finished_run, pretrained_tiny, sst2_train, capsys
-):
-    """Checkpoints written before the finer bucket lengths carry an identity without them; the
-    run resumes under it, padding to multiples of 16 as it began, and a real change is still
-    refused, named alone."""
-    output = tmp_path / "run"
-    shutil.copytree(finished_run, output)
-    (output / "checkpoints" / "finetune_step00000004.ckpt").unlink()  # killed after step 2
-    config = yaml.safe_load((output / "config.yaml").read_text())
-    before = run_identity(config, with_buckets=False)
-    assert "bucket_lengths" in run_identity(config)["settings"]
-    assert "bucket_lengths" not in before["settings"]
-    for path in (output / "checkpoints").glob("*.ckpt"):  # as the earlier version wrote them
         saved = read_checkpoint(path)
-        state = {**json.loads(saved.extra[TRAINER_STATE]), "run": before}
+        state = state_of(json.loads(saved.extra[TRAINER_STATE]))
         write_checkpoint(path, saved.tensors, saved.config, saved.architecture,
                          {**saved.extra, TRAINER_STATE: json.dumps(state)})  # fmt: skip
-    assert bucket_lengths(before) == BUCKET_LENGTHS_OF_16
-    assert bucket_lengths(run_identity(config)) == BUCKET_LENGTHS
 
-    args = fine_tune_args(pretrained_tiny, sst2_train, output, "--seed", "1", "--resume", "true")
-    assert finetune(args) == 0
-    assert "other settings" not in capsys.readouterr().err
-    assert (output / "checkpoints" / "finetune_step00000004.ckpt").is_file()
-    for path in (output / "checkpoints").glob("*.ckpt"):
-        assert trainer_state(path)["run"]["id"] == before["id"]
 
-    assert finetune([*args, "--common_cfg.batch_size", "8"]) == 1
-    err = capsys.readouterr().err
-    assert "common_cfg.batch_size 16 -> 8" in err and "bucket_lengths" not in err
+def without_run(state):  # before checkpoints recorded their run
+    return {k: v for k, v in state.items() if k != "run"}
+
+
+def without_bucket_lengths(state):  # before the bucket lengths joined the run's identity
+    settings = {k: v for k, v in state["run"]["settings"].items() if k != "bucket_lengths"}
+    return {**state, "run": {**state["run"], "settings": settings}}
+
+
+@pytest.mark.parametrize("earlier", [without_run, without_bucket_lengths])
+def test_a_run_an_earlier_version_began_is_not_resumed(
+    tmp_path, finished_run, pretrained_tiny, sst2_train, capsys, earlier
+):
+    """Its checkpoints identified the run otherwise: --resume is refused in one line that says
+    to start afresh, touching nothing, and --overwrite true starts afresh."""
+    output = tmp_path / "run"
+    shutil.copytree(finished_run, output)
+    as_an_earlier_version_wrote_them(output, earlier)
+    before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
+
+    args = fine_tune_args(pretrained_tiny, sst2_train, output, "--seed", "1")
+    assert finetune([*args, "--resume", "true"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        "tinybert-finetune: error: --resume true: checkpoints/finetune_step00000002.ckpt was "
+        "written by an earlier version of tinybert-distill, whose runs this one cannot "
+        "continue: start afresh with --overwrite true (deletes that run's checkpoints)"
+    )
+    assert {p: p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
+
+    assert finetune([*args, "--overwrite", "true"]) == 0
+    config = yaml.safe_load((output / "config.yaml").read_text())
+    for path in (output / "checkpoints").glob("*.ckpt"):  # this run's alone
+        assert trainer_state(path)["run"]["id"] == run_identity(config)["id"]
 
 
 def test_unlabelled_records_are_refused_for_training_and_evaluation(

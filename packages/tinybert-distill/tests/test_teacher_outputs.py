@@ -71,6 +71,7 @@ def six_steps(teacher, train, dev, output, phase2_batch: int) -> list:
     `phase2_batch` in phase 2."""
     return [
         *("--task_name", "sst2", "--load_teacher_ckpt_path", str(teacher)),
+        *("--allow_weak_teacher", "true"),
         *("--init_student_from_teacher_layers", "[0]", "--train_steps", "6"),
         *("--train_data_dir", str(train), "--eval_data_dir", str(dev)),
         *("--save_ckpt_path", str(output), "--eval_cfg.batch_size", "16"),

@@ -26,6 +26,7 @@ from tinybert_data import BertTokenizer
 from tinybert_distill import fine_tune
 from tinybert_distill.cli import finetune, general_distill, task_distill
 from tinybert_distill.distillers import DistillationLoss
+from tinybert_distill.matches import prediction_matches
 from tinybert_distill.students import task_student
 from tinybert_model import (
     BertForSequenceClassification,
@@ -127,6 +128,7 @@ def sst2_task_distill_args(teacher, general_student, train, dev, output) -> list
     """tinybert-td's flags for the tiny SST-2 runs below; each test adds its budgets."""
     return [
         *("--task_name", "sst2", "--load_teacher_ckpt_path", str(teacher)),
+        *("--allow_weak_teacher", "true"),
         *("--load_gd_ckpt_path", str(general_student), "--train_data_dir", str(train)),
         *("--eval_data_dir", str(dev), "--save_ckpt_path", str(output)),
     ]
@@ -176,6 +178,8 @@ def test_task_distillation_two_phases_keeps_the_best(
         [
             "--task_name",
             "sst2",
+            "--allow_weak_teacher",
+            "true",
             "--do_train",
             "false",
             "--load_td1_ckpt_path",
@@ -300,9 +304,7 @@ def test_ner_distillation_passes_inputs_in_the_standard_order():
         ),
         32,
     )
-    loss_net = DistillationLoss(
-        teacher, student, [0, 1, 2], [0, 1], layers=False, prediction=True, task_type="ner"
-    )
+    loss_net = DistillationLoss(teacher, student, prediction_matches("ner"))
     rng = np.random.default_rng(0)
     input_ids = ms.Tensor(rng.integers(1, 100, size=(2, 8)).astype(np.int32))
     segment_ids = ms.Tensor(np.zeros((2, 8), np.int32))
@@ -348,6 +350,8 @@ def test_ner_task_distillation_reports_span_f1(tmp_path, cluener_train):
         [
             "--task_name",
             "cluener",
+            "--allow_weak_teacher",
+            "true",
             "--load_teacher_ckpt_path",
             str(teacher_dir / "best.ckpt"),
             "--init_student_from_teacher_layers",
@@ -413,6 +417,8 @@ def test_teacher_without_task_head(tmp_path, pretrained_tiny, general_student, s
         [
             "--task_name",
             "sst2",
+            "--allow_weak_teacher",
+            "true",
             "--load_teacher_ckpt_path",
             str(pretrained_tiny),
             "--load_gd_ckpt_path",
@@ -439,6 +445,8 @@ def test_student_distilled_from_another_teacher(tmp_path, general_student, sst2_
         [
             "--task_name",
             "sst2",
+            "--allow_weak_teacher",
+            "true",
             "--load_teacher_ckpt_path",
             str(teacher),
             "--load_gd_ckpt_path",
@@ -481,6 +489,8 @@ def test_task_name_must_match_the_data(
         [
             "--task_name",
             "qnli",
+            "--allow_weak_teacher",
+            "true",
             "--load_teacher_ckpt_path",
             str(finetuned_tiny),
             "--load_gd_ckpt_path",

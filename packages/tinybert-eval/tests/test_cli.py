@@ -1,12 +1,15 @@
 """`tinybert-eval score` on real files in every accepted format, and every kind of bad input:
 exit 1, one message naming file and line, no report written."""
 
+import argparse
 import json
 
 import pytest
 
+from tinybert_core import TASKS
 from tinybert_eval import span_scores, spans_from_cluener, tags_from_spans
-from tinybert_eval.cli import main
+from tinybert_eval.cli import build_parser, main
+from tinybert_eval.evaluators import ALIASES
 
 
 def write_lines(path, lines):
@@ -253,3 +256,12 @@ def test_help_explains_every_flag(capsys):
     out = capsys.readouterr().out
     for flag in ("--task", "--predictions", "--gold", "--output", "--labels", "--scheme"):
         assert flag in out
+
+
+def test_task_help_lists_exactly_the_tables_tasks_and_the_aliases():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    (task,) = [a for a in subparsers.choices["score"]._actions if a.dest == "task"]
+    names, aliases = task.help.split(": ", 1)[1].removesuffix(")").split(" (aliases ")
+    assert names.split(", ") == list(TASKS)
+    assert aliases.split(", ") == list(ALIASES)

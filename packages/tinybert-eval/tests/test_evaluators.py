@@ -6,15 +6,18 @@ import pytest
 from scipy import stats
 from sklearn import metrics as sk
 
+from tinybert_core import TASKS
 from tinybert_eval import (
     CLUENER_TAGS,
     IGNORE_INDEX,
+    TASK_METRICS,
     get_evaluator,
     span_scores,
     spans_from_cluener,
     spans_from_tags,
     tags_from_spans,
 )
+from tinybert_eval.evaluators import ALIASES
 
 rng = np.random.default_rng(0)
 
@@ -126,6 +129,24 @@ def test_every_glue_and_clue_task_reports_its_main_metric(task, main):
         evaluator.update(labels, labels)
     result = evaluator.compute()
     assert result["main"] == main and result[main] == pytest.approx(1.0)
+
+
+def test_every_task_of_the_table_is_scored_with_its_metrics_and_no_other_task():
+    assert list(TASK_METRICS) == list(TASKS)
+    assert set(ALIASES.values()) <= set(TASKS)
+    for name, spec in TASKS.items():
+        kind, metrics, main = TASK_METRICS[name]
+        assert (kind, tuple(metrics), main) == (spec.task_type, spec.metrics, spec.main_metric)
+        evaluator = get_evaluator(name)
+        labels = np.array([0, 1, 1, 0, 1])
+        if kind == "ner":
+            evaluator.update(np.array([[1, 2, 0]]), np.array([[1, 2, 0]]))
+        else:
+            evaluator.update(labels, labels)
+        result = evaluator.compute()
+        assert result["main"] == main and set(metrics) <= set(result)
+        if kind != "ner":  # a tagger reports span figures and token accuracy too
+            assert set(result) == {*metrics, "count", "main"}
 
 
 def test_classification_mask_and_ignore_index_skip_rows():

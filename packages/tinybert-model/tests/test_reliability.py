@@ -108,7 +108,7 @@ def test_written_files_honour_the_umask(classifier, tmp_path, umask_022, shared_
 
 
 def test_a_write_removes_only_the_temporaries_of_killed_writers(classifier, tmp_path):
-    from tinybert_model.files import remove_stale_temporaries  # new in issue 14
+    from tinybert_core import remove_stale_temporaries
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

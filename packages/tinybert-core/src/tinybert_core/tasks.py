@@ -1,8 +1,10 @@
-"""The task table: each task's name, type and labels in id order.
+"""The task table: each task's name, type, labels in id order, and the metrics it is scored by.
 
-tinybert-data reads and numbers the labels of the tasks it has readers for (sst2, qnli, mnli,
-tnews, cluener) with it; tinybert-eval scores every task here; a task.json records a task's
-entry. A label's id is its position in `labels`.
+Each task is defined here once, and the other packages derive their views of it from its
+entry: tinybert-data's reader of the task takes its type and labels (tinybert-data's
+`TASK_READERS`, the tasks it has readers for, are what the command lines offer); tinybert-eval's
+`TASK_METRICS` are the entries' metrics; a task.json records a task's entry. A label's id is
+its position in `labels`. Adding a task is one entry here, plus its reader in tinybert-data.
 """
 
 from __future__ import annotations
@@ -26,10 +28,21 @@ class TaskSpec(NamedTuple):
     name: str
     task_type: str  # one of TASK_TYPES
     labels: tuple  # label strings in id order (NER: tags); () for regression
+    metrics: tuple  # tinybert-eval's names of the metrics reported (NER: span f1)
+    main_metric: str  # the one of `metrics` that ranks models
 
 
-def _spec(name: str, task_type: str, labels=()) -> TaskSpec:
-    return TaskSpec(name, task_type, tuple(labels))
+# GLUE's own choice of metrics for each kind of task (and TNEWS's, CLUENER's).
+ACCURACY = (("accuracy",), "accuracy")
+F1 = (("accuracy", "f1"), "f1")  # binary F1 of the positive class: MRPC, QQP
+MCC = (("accuracy", "mcc"), "mcc")  # CoLA
+CORRELATION = (("pearson", "spearman"), "pearson")  # STS-B
+SPAN_F1 = (("f1",), "f1")  # entity-level span F1, micro over the types
+
+
+def _spec(name: str, task_type: str, labels, scored_by) -> TaskSpec:
+    metrics, main_metric = scored_by
+    return TaskSpec(name, task_type, tuple(labels), metrics, main_metric)
 
 
 BINARY = ("0", "1")
@@ -44,18 +57,18 @@ TNEWS_LABELS = (
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
-        _spec("sst2", "classification", BINARY),
-        _spec("qnli", "classification", ENTAILMENT),
-        _spec("mnli", "classification", NLI),
-        _spec("mnli_mismatched", "classification", NLI),
-        _spec("rte", "classification", ENTAILMENT),
-        _spec("wnli", "classification", BINARY),
-        _spec("tnews", "classification", TNEWS_LABELS),
-        _spec("mrpc", "classification", BINARY),
-        _spec("qqp", "classification", BINARY),
-        _spec("cola", "classification", BINARY),
-        _spec("stsb", "regression"),
-        _spec("cluener", "ner", CLUENER_TAGS),
+        _spec("sst2", "classification", BINARY, ACCURACY),
+        _spec("qnli", "classification", ENTAILMENT, ACCURACY),
+        _spec("mnli", "classification", NLI, ACCURACY),
+        _spec("mnli_mismatched", "classification", NLI, ACCURACY),
+        _spec("rte", "classification", ENTAILMENT, ACCURACY),
+        _spec("wnli", "classification", BINARY, ACCURACY),
+        _spec("tnews", "classification", TNEWS_LABELS, ACCURACY),
+        _spec("mrpc", "classification", BINARY, F1),
+        _spec("qqp", "classification", BINARY, F1),
+        _spec("cola", "classification", BINARY, MCC),
+        _spec("stsb", "regression", (), CORRELATION),
+        _spec("cluener", "ner", CLUENER_TAGS, SPAN_F1),
     )
 }
 

@@ -13,7 +13,7 @@ from tinybert_data.errors import RecordsError
 from tinybert_data.indexed import IndexedRecords, LoadedRecords, open_records, write_row_indexes
 from tinybert_data.pipeline import Summary, write_corpus_records, write_task_records
 from tinybert_data.records import RecordsWriter, load_records, read_records, validate_records
-from tinybert_data.tasks import TASKS, Example, Task, get_task
+from tinybert_data.tasks import TASK_READERS, Example, Task, get_task
 from tinybert_data.tokenization import BertTokenizer, Encoding, vocab_tokens
 
 __version__ = "0.2.0"
@@ -21,7 +21,7 @@ __version__ = "0.2.0"
 __all__ = [
     "COLUMNS",
     "IGNORE_INDEX",
-    "TASKS",
+    "TASK_READERS",
     "BertTokenizer",
     "DataError",
     "Encoding",

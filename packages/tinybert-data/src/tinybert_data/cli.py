@@ -28,7 +28,7 @@ from tinybert_data.errors import RecordsError
 from tinybert_data.pipeline import Summary, write_corpus_records, write_task_records
 from tinybert_data.records import FORMATS, VOCAB_FILE, read_records, record_files
 from tinybert_data.records import validate_records as validate_records_dir
-from tinybert_data.tasks import ON_ERROR, TASKS
+from tinybert_data.tasks import ON_ERROR, TASK_READERS
 from tinybert_data.tokenization import BertTokenizer
 
 logger = logging.getLogger("tinybert_data")
@@ -36,7 +36,8 @@ logger = logging.getLogger("tinybert_data")
 MAX_EXAMPLES = 1000  # inspect decodes a sample; all rows are read_records' job
 
 
-def _bool(text: str) -> bool:
+def boolean(text: str) -> bool:
+    """argparse type of a true/false flag (also yes/no, 1/0, any case); tinybert-augment's too."""
     if text.lower() in ("true", "1", "yes"):
         return True
     if text.lower() in ("false", "0", "no"):
@@ -44,7 +45,8 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type of a count of at least 1; tinybert-augment's too."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
@@ -64,20 +66,20 @@ def _add_output_flags(parser: argparse.ArgumentParser, default_seq_length: int) 
     )
     parser.add_argument(
         "--do_lower_case",
-        type=_bool,
+        type=boolean,
         default=True,
         help="lower-case and strip accents: true (default) for uncased and Chinese vocabularies",
     )
     parser.add_argument(
         "--seq_length",
-        type=_positive,
+        type=positive_int,
         default=default_seq_length,
         help=f"tokens per row, [CLS] and [SEP] included (default {default_seq_length})",
     )
     parser.add_argument("--output", required=True, type=Path, help="records directory to write")
     parser.add_argument(
         "--overwrite",
-        type=_bool,
+        type=boolean,
         nargs="?",
         const=True,
         default=False,
@@ -91,7 +93,7 @@ def _add_output_flags(parser: argparse.ArgumentParser, default_seq_length: int) 
         help="tfrecord (default) or mindrecord (needs the tinybert-data[mindrecord] extra)",
     )
     parser.add_argument(
-        "--shards", type=_positive, default=1, help="number of record files (default 1)"
+        "--shards", type=positive_int, default=1, help="number of record files (default 1)"
     )
     parser.add_argument(
         "--on_error",
@@ -117,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tokenize a task file and write input_ids, segment_ids, input_mask, "
         "label_ids records with schema.json and task.json.",
     )
-    task.add_argument("--task", required=True, choices=sorted(TASKS), help="task of the input")
+    task.add_argument(
+        "--task", required=True, choices=sorted(TASK_READERS), help="task of the input"
+    )
     task.add_argument(
         "--input",
         required=True,
@@ -145,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     corpus.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_int,
         default=1,
         help="processes packing pieces of the input in parallel (default 1); the rows are the "
         "same for any number of workers",

@@ -1,8 +1,9 @@
 """Task readers: raw GLUE/CLUE files to `Example`s, and `Example`s to fixed-length features.
 
-A task is one small class in the `TASKS` registry; its type and labels are its entry in
-tinybert-core's task table. GLUE tasks read tab-separated files with a header row (no quote
-handling: GLUE text contains bare quotes); CLUE tasks read JSON lines.
+A task's reader is one small class in `TASK_READERS`; its type and labels are its entry in
+tinybert-core's task table (`tinybert_core.TASKS`), where the task is defined. GLUE tasks read
+tab-separated files with a header row (no quote handling: GLUE text contains bare quotes); CLUE
+tasks read JSON lines.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from tinybert_core import CLUENER_TYPES, IGNORE_INDEX, check_line_ends, json_object, regular_file
-from tinybert_core import TASKS as TASK_TABLE
+from tinybert_core import (
+    CLUENER_TYPES,
+    IGNORE_INDEX,
+    TASKS,
+    check_line_ends,
+    json_object,
+    regular_file,
+)
 from tinybert_data.errors import DataError, UnknownTaskError
 from tinybert_data.tokenization import BertTokenizer
 
@@ -49,7 +56,7 @@ class Task:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        spec = TASK_TABLE.get(vars(cls).get("name"))
+        spec = TASKS.get(vars(cls).get("name"))
         if spec is not None:
             cls.task_type, cls.labels = spec.task_type, list(spec.labels)
 
@@ -307,14 +314,18 @@ def char_tags(text: str, spans, path, line: int) -> list[str]:
     return tags
 
 
-TASKS: dict[str, type[Task]] = {task.name: task for task in (Sst2, Qnli, Mnli, Tnews, Cluener)}
+# The tasks this package has a reader for, each an entry of tinybert-core's table: the tasks
+# the command lines offer (tinybert-data task, tinybert-td, tinybert-augment, tinybert-eval-onnx).
+TASK_READERS: dict[str, type[Task]] = {
+    reader.name: reader for reader in (Sst2, Qnli, Mnli, Tnews, Cluener)
+}
 
 
 def get_task(name: str) -> Task:
-    """The task registered under `name`."""
+    """The reader of the task `name`."""
     try:
-        return TASKS[name]()
+        return TASK_READERS[name]()
     except KeyError:
         raise UnknownTaskError(
-            f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}"
+            f"unknown task {name!r}; known tasks: {', '.join(sorted(TASK_READERS))}"
         ) from None

@@ -15,17 +15,17 @@ from pathlib import Path
 
 from tinybert_core import (
     TinybertError,
+    atomic_path,
     check_line_ends,
     quiet_on_closed_stdout,
     regular_file,
     text_lines,
 )
-from tinybert_data import get_task
+from tinybert_data import TASK_READERS, get_task
 
 from .ascend310 import MAX_SEQ_LENGTH
 from .errors import DeployError
 from .export import FORMATS
-from .files import atomic_path
 from .runtime import RUNTIMES, in_range, shortest_length, tokenizer_from_file
 
 # every package's errors are TinybertErrors (tinybert-core): bad input, one line each
@@ -346,7 +346,7 @@ def eval_onnx(argv=None) -> int:
     parser.add_argument(
         "--task",
         type=_given,
-        help="task name (sst2, qnli, mnli, tnews, cluener; default: the model's own task)",
+        help=f"task name ({', '.join(TASK_READERS)}; default: the model's own task)",
     )
     parser.add_argument(
         "--input",

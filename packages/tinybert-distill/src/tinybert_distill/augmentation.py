@@ -6,7 +6,7 @@ pieces, is in `tinybert_data.augment`). The original runs one forward pass per w
 whole vocabulary's logits at every position, then sorts them. Here one forward pass takes
 many masked copies at once (every target word of a sentence, and many sentences, sorted
 into a few bucket lengths), and only the masked positions go through the decoder, straight
-into a top-k:
+into a top-k (`tinybert_model.MaskedLMTopK`):
 
     [CLS] it 's a [MASK] and often affecting journey . [SEP]    row 1: mask "charming"
     [CLS] it 's a charming and [MASK] affecting journey . [SEP] row 2: mask "often"
@@ -25,11 +25,10 @@ from pathlib import Path
 
 import mindspore as ms
 import numpy as np
-from mindspore import nn, ops
 
 from tinybert_data import BertTokenizer
 from tinybert_data.augment import GloveCandidates, Sentence
-from tinybert_model import BertForMaskedLM, BertForPreTraining, load_model
+from tinybert_model import BertForMaskedLM, BertForPreTraining, MaskedLMTopK, load_model
 
 from .students import ModelError
 
@@ -55,27 +54,6 @@ def load_masked_lm(path) -> BertForMaskedLM | BertForPreTraining:
         )
     model.set_train(False)
     return model
-
-
-class MaskedLMTopK(nn.Cell):
-    """The masked-LM head of a BertForMaskedLM or BertForPreTraining read at chosen positions
-    only.
-
-    `flat_positions` indexes the flattened [batch * seq] positions (row * seq + position), so
-    the decoder's [hidden, vocab] product runs once per masked word, not once per token.
-    Returns the ids of the `k` most likely tokens, most likely first: [rows, k].
-    """
-
-    def __init__(self, model: BertForMaskedLM | BertForPreTraining, k: int):
-        super().__init__()
-        self.model = model
-        self.k = k
-
-    def construct(self, input_ids, segment_ids, input_mask, flat_positions):
-        sequence_output = self.model.bert(input_ids, segment_ids, input_mask)[0]
-        hidden = ops.reshape(sequence_output, (-1, sequence_output.shape[-1]))
-        logits = self.model.masked_lm_logits(ops.gather(hidden, flat_positions, 0))
-        return ops.topk(logits, self.k)[1]
 
 
 def bucket_length(length: int, max_seq_length: int) -> int:

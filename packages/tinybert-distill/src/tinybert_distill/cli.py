@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tinybert_data import RecordsError
+from tinybert_data import TASK_READERS, RecordsError
 from tinybert_model import CheckpointError
 
 from .commands import fine_tune, general_distillation, task_distillation
@@ -134,7 +134,7 @@ def _run(prog: str, summary: str, default_config: str, command, argv) -> int:
             print(f"--config PATH   YAML config, or a packaged one's name (default: {config_path})")
             if default_config == "td_config":
                 print(
-                    "--task_name     sst2, qnli, mnli, tnews or cluener: td_config/TASK.yaml, "
+                    f"--task_name     {', '.join(TASK_READERS)}: td_config/TASK.yaml, "
                     "td_config.yaml with the task's defaults"
                 )
             print("Every key below can be set as --KEY VALUE (dotted for nested keys):\n")
@@ -226,7 +226,7 @@ def _default_config(default: str, argv: list, show_help: bool = False) -> str:
     if show_help:
         return "td_config"
     raise ConfigError(
-        "pass --task_name (sst2, qnli, mnli, tnews, cluener) or --config (a file, or "
+        f"pass --task_name ({', '.join(TASK_READERS)}) or --config (a file, or "
         "td_config: the task from the data's task.json)"
     )
 

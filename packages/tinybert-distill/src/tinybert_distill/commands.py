@@ -49,6 +49,7 @@ from .students import (
     teacher_layers_config,
     with_task,
 )
+from .teacher_check import log_teacher_score, refuse_weak_teacher, score_teacher
 from .teacher_outputs import CACHE_FILE, PhaseLogits, teacher_logits
 from .trainer import Evaluation, Phase, Run, check_plan, phase_rows, run_phase, set_seed
 
@@ -323,7 +324,22 @@ def task_distillation(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         )
         check_plan(phase1, train, run)
     check_plan(phase2, train, run)
+    # a teacher that learnt nothing is refused before anything is written (teacher_check.py);
+    # it is checked where it is built, before phase 1
+    teacher_score = None
+    if not skip_phase1:
+        teacher_score = score_teacher(
+            teacher,
+            task_type,
+            train,
+            evaluation_data,
+            batch_size=int(config["eval_cfg"]["batch_size"]),
+            length_buckets=run.length_buckets,
+            keep=phase1_logits,
+        )
+        refuse_weak_teacher(teacher_score, teacher_path, config.get("allow_weak_teacher", False))
     start_output(config, rank)
+    log_teacher_score(teacher_score, teacher_path, run)
     if not skip_phase1:
         run_phase(phase1, train, run)
         if run.is_main:

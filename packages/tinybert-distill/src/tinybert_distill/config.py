@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from tinybert_core import TinybertError
+from tinybert_data import TASK_READERS
 
 CONFIG_PACKAGE = "tinybert_distill.configs"
 
@@ -48,6 +49,9 @@ KEY_HELP = {
     "save_ckpt_path": "output folder: checkpoints, log.txt, metrics.jsonl, final models",
     "load_teacher_ckpt_path": "teacher checkpoint (tinybert-convert output; fine-tuned "
     "for task distillation)",
+    "allow_weak_teacher": "distil from a task teacher that scores no better than a guess (the "
+    "majority label) on eval_data_dir, or training rows without it (false: such a run stops "
+    "before it writes anything)",
     "load_gd_ckpt_path": "general-distillation student: tinybert-gd's gd.ckpt, or a downloaded "
     "general TinyBERT folder (huawei-noah's, pytorch_model.bin or safetensors)",
     "load_td1_ckpt_path": "a phase-1 student: skip phase 1 and start phase 2 from it",
@@ -57,7 +61,7 @@ KEY_HELP = {
     "eval_data_dir": "evaluation records from `tinybert-data task`",
     "schema_dir": "schema.json (default: the one beside the records)",
     "dataset_type": "tfrecord or mindrecord",
-    "task_name": "sst2, qnli, mnli, tnews or cluener (default: from the data's task.json)",
+    "task_name": f"one of {', '.join(TASK_READERS)} (default: from the data's task.json)",
     "task_type": "classification, regression or ner (default: from the data's task.json)",
     "assessment_method": "metric that picks the best checkpoint (default: the task's own)",
     "seed": "seed for initial weights and data order",

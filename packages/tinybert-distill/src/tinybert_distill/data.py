@@ -29,9 +29,6 @@ from tinybert_data import open_records
 # costs two thirds of one at 16), then each at most 1.5x the one before, so a batch pads at
 # most a third beyond its bucket below and seq_length 128 still compiles only eight graphs.
 BUCKET_LENGTHS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-# The bucket lengths before BUCKET_LENGTHS (multiples of 16): runs begun with them resume with
-# them (runs.bucket_lengths), so their data order does not change halfway.
-BUCKET_LENGTHS_OF_16 = tuple(range(16, 4097, 16))
 BUCKET_WINDOW = 64  # global batches per sorting window
 
 

@@ -20,13 +20,7 @@ from mindspore import nn, ops
 
 from tinybert_model import BertModel, TinyBertStudent, return_layer_outputs
 
-from .matches import (
-    compile_matches,
-    feature_of,
-    fine_tuning_matches,
-    prediction_matches,
-    tinybert_matches,
-)
+from .matches import compile_matches, feature_of, fine_tuning_matches
 
 
 def freeze(teacher: nn.Cell) -> nn.Cell:
@@ -49,27 +43,11 @@ class DistillationLoss(nn.Cell):
         keep_teacher_logits: also return the teacher's logits, `(loss, teacher_logits)`:
             phase 1 hands them to phase 2, which then needs no teacher pass of its own
             (teacher_outputs.py). `extra_outputs` says how many outputs follow the loss.
-
-    0.1's form, `DistillationLoss(teacher, student, hidden_map, attention_map, layers=True,
-    prediction=False, task_type=..., temperature=..., attention_weight=..., ...)`, still
-    works: it builds its list with `matches.tinybert_matches`.
     """
 
-    def __init__(
-        self,
-        teacher,
-        student,
-        *layer_maps,
-        matches=None,
-        keep_teacher_logits=False,
-        **tinybert_keywords,
-    ):
+    def __init__(self, teacher, student, matches, keep_teacher_logits=False):
         super().__init__()
         self.extra_outputs = 1 if keep_teacher_logits else 0
-        if layer_maps:
-            matches = tinybert_matches(*layer_maps, **tinybert_keywords)
-        elif matches is None or tinybert_keywords:
-            raise TypeError("DistillationLoss takes matches=[...] (or 0.1's layer maps)")
         self.matches = list(matches)
         self.terms = compile_matches(self.matches)
         reads_layers = any(m.feature != "logits" for m in self.matches)
@@ -108,14 +86,11 @@ class PredictionLoss(nn.Cell):
     Args:
         student: a TinyBertStudent (only its wrapped model runs: fit_dense serves the layer
             matches) or a head model.
-        matches: a list of "logits" matches; without it, 0.1's keywords `task_type`,
-            `temperature`, `weight` give `matches.prediction_matches`.
+        matches: a list of "logits" matches.
     """
 
-    def __init__(self, student, matches=None, *, task_type=None, temperature=1.0, weight=1.0):
+    def __init__(self, student, matches):
         super().__init__()
-        if matches is None:
-            matches = prediction_matches(task_type, weight, temperature)
         self.matches = list(matches)
         if any(m.feature != "logits" for m in self.matches):
             raise ValueError("PredictionLoss runs the model's head alone: logits matches only")

@@ -1,5 +1,5 @@
 """Run a head model over a data folder: its logits (`predict`), or tinybert-eval's metrics
-(`evaluate`)."""
+(`evaluate`; `metrics_of` for logits already computed)."""
 
 from __future__ import annotations
 
@@ -51,12 +51,19 @@ def predict(
 
 def evaluate(model, dataset: Dataset, batch_size: int = 32, length_buckets: bool = True) -> dict:
     """Run `model` over every row of `dataset`; return tinybert-eval's result dict."""
+    logits = predict(model, dataset, None, batch_size, length_buckets)
+    return metrics_of(logits, dataset, None, batch_size)
+
+
+def metrics_of(logits: np.ndarray, dataset: Dataset, rows=None, batch_size: int = 32) -> dict:
+    """tinybert-eval's result dict for the logits `predict` gave for `rows` of `dataset`
+    (default: all), against their labels."""
     task = dataset.task
     evaluator = get_evaluator(task["task"], labels=task.get("labels"))
-    logits = predict(model, dataset, None, batch_size, length_buckets)
-    for start in range(0, dataset.num_rows, batch_size):
-        rows = np.arange(start, min(start + batch_size, dataset.num_rows))
-        input_mask, labels = dataset.inputs(rows, ("input_mask", "label_ids"))
+    rows = np.arange(dataset.num_rows) if rows is None else np.asarray(rows)
+    for start in range(0, len(rows), batch_size):
+        batch = slice(start, start + batch_size)
+        input_mask, labels = dataset.inputs(rows[batch], ("input_mask", "label_ids"))
         mask = input_mask if logits.ndim == 3 else None
-        evaluator.update(logits[rows], labels, mask=mask)
+        evaluator.update(logits[batch], labels, mask=mask)
     return evaluator.compute()

@@ -35,7 +35,7 @@ from .losses import (
 log = logging.getLogger("tinybert_distill")
 
 # Where each feature is in a model's outputs: its field in tinybert_model's named outputs,
-# and its position in tinybert-model 0.1's plain tuples (the named outputs keep it).
+# and its position, which the plain tuples a model returns inside a compiled graph share.
 FEATURES = {
     "attention": ("attention_scores", -1),
     "hidden": ("hidden_states", -2),
@@ -163,26 +163,6 @@ def prediction_matches(task_type: str, weight=1.0, temperature=1.0) -> list:
         task_type, "soft_cross_entropy"
     )
     return [Match("logits", loss, weight, temperature=temperature)]
-
-
-def tinybert_matches(
-    hidden_map,
-    attention_map,
-    *,
-    layers: bool = True,
-    prediction: bool = False,
-    task_type: str = "classification",
-    temperature: float = 1.0,
-    attention_weight: float = 1.0,
-    hidden_weight: float = 1.0,
-    prediction_weight: float = 1.0,
-) -> list:
-    """The list 0.1's `DistillationLoss(teacher, student, hidden_map, attention_map, ...)`
-    keywords describe: the layer matches, the prediction match, or both."""
-    matches = layer_matches(hidden_map, attention_map, attention_weight, hidden_weight)
-    return (matches if layers else []) + (
-        prediction_matches(task_type, prediction_weight, temperature) if prediction else []
-    )
 
 
 # ---- the lists of the three commands, from their configs --------------------------------------

@@ -11,7 +11,8 @@ run resumes, rotates and deletes only its own checkpoints.
 - an output path that is a file or cannot be written;
 - a fresh run into a folder that holds an earlier run's checkpoints, models or metrics,
   unless `overwrite` (which deletes them once the run starts);
-- `resume` when the saved run's settings differ, naming the keys that do.
+- `resume` when the saved run's settings differ, naming the keys that do, or when an earlier
+  version of tinybert-distill wrote its checkpoints (`--overwrite` starts afresh).
 `start_output`, called by a command once its inputs are read and checked, is the first write:
 the folder, the `--overwrite` deletions, config.yaml and log.txt. A refused run leaves nothing.
 """
@@ -32,7 +33,7 @@ import yaml
 from tinybert_core import TinybertError
 
 from .config import get, key_paths, validate
-from .data import BUCKET_LENGTHS, BUCKET_LENGTHS_OF_16
+from .data import BUCKET_LENGTHS
 
 log = logging.getLogger("tinybert_distill")
 
@@ -58,6 +59,8 @@ FREE_KEYS = (
     # how batches reach the device, not which ones (sink.py)
     "enable_data_sink",
     "data_sink_steps",
+    # whether a weak teacher may teach: a resumed run's teacher is the one it began with
+    "allow_weak_teacher",
     # how a step's batch is run, not which rows it holds or the update it makes (the same up
     # to float rounding): a run that ran out of memory may resume with more micro-batches. A
     # checkpoint written mid-update holds partial sums of its own micro-batches; it resumes
@@ -109,19 +112,13 @@ def settings_of(config: dict) -> dict:
     return json.loads(json.dumps(values))  # as they read back from a checkpoint
 
 
-def run_identity(
-    config: dict, world_size: int = 1, sample_large: bool = True, with_buckets: bool = True
-) -> dict:
-    """{"id", "settings", "inputs"}: what a checkpoint records of the run that wrote it.
-
-    The identities earlier versions gave their checkpoints: `sample_large=False` hashes large
-    files whole (see digest); `with_buckets=False` leaves out the bucket lengths, which were
-    multiples of 16 then (see bucket_lengths)."""
+def run_identity(config: dict, world_size: int = 1) -> dict:
+    """{"id", "settings", "inputs"}: what a checkpoint records of the run that wrote it."""
     settings = {**settings_of(config), "world_size": world_size}
-    if with_buckets and config.get("length_buckets", True):
+    if config.get("length_buckets", True):
         settings["bucket_lengths"] = list(BUCKET_LENGTHS)
     inputs = {
-        path: (digest(get(config, path), sample_large) if get(config, path) else None)
+        path: (digest(get(config, path)) if get(config, path) else None)
         for path in key_paths(config)
         if is_input(path)
     }
@@ -134,10 +131,20 @@ def run_identity(
 
 
 def bucket_lengths(identity: dict | None) -> tuple:
-    """The bucket lengths a run pads its batches to: those it began with."""
+    """The bucket lengths a run pads its batches to: those its identity records."""
     if identity is None:
         return BUCKET_LENGTHS
-    return tuple(identity["settings"].get("bucket_lengths", BUCKET_LENGTHS_OF_16))
+    return tuple(identity["settings"].get("bucket_lengths", BUCKET_LENGTHS))
+
+
+def from_earlier_version(state: dict) -> bool:
+    """Whether a checkpoint's trainer state was written by a tinybert-distill that identified
+    its run otherwise: before checkpoints recorded their run, or before the run's bucket
+    lengths (and the sampled digests of large inputs) were part of it."""
+    if "run" not in state:
+        return True
+    settings = state["run"].get("settings", {})
+    return bool(settings.get("length_buckets", True)) and "bucket_lengths" not in settings
 
 
 def differences(saved: dict, current: dict) -> list:
@@ -168,12 +175,12 @@ SAMPLED_ABOVE = 16 << 20
 SAMPLES, SAMPLE_BYTES = 16, 64 << 10
 
 
-def digest(path, sample_large: bool = True) -> str | None:
+def digest(path) -> str | None:
     """A short hash of a file's contents, or of every file in a folder (with its name);
     None when there is nothing there (the command then reports the missing input)."""
     path = Path(path)
     if path.is_file():
-        return _file_digest(path, sample_large)
+        return _file_digest(path)
     if not path.is_dir():
         return None
     total = hashlib.sha256()
@@ -182,16 +189,16 @@ def digest(path, sample_large: bool = True) -> str | None:
         # Row indexes (.rowindex) are derived from the shards and built on first use.
         derived = file.suffix == ".rowindex"
         if file.is_file() and not derived and not any(p.startswith(".") for p in relative.parts):
-            total.update(f"{relative.as_posix()}\0{_file_digest(file, sample_large)}\0".encode())
+            total.update(f"{relative.as_posix()}\0{_file_digest(file)}\0".encode())
     return total.hexdigest()[:16]
 
 
 _digests: dict = {}  # (path, size, mtime, sampled) -> digest: each input is read once
 
 
-def _file_digest(path: Path, sample_large: bool) -> str:
+def _file_digest(path: Path) -> str:
     status = path.stat()
-    sampled = sample_large and status.st_size > max(SAMPLED_ABOVE, SAMPLES * SAMPLE_BYTES)
+    sampled = status.st_size > max(SAMPLED_ABOVE, SAMPLES * SAMPLE_BYTES)
     key = (str(path.resolve()), status.st_size, status.st_mtime_ns, sampled)
     if key not in _digests:
         hasher = hashlib.sha256()
@@ -248,14 +255,11 @@ def remember_state(path: Path, state: dict) -> None:
 
 
 def is_own(path: Path, identity: dict | None) -> bool:
-    """Whether this run wrote the checkpoint. Checkpoints from before run identities (no
-    "run" in their state) belong to whoever resumes them, as they always did."""
+    """Whether this run wrote the checkpoint (every one, for a run without an identity)."""
     if identity is None:
         return True
     state = trainer_state(path)
-    if state is None:
-        return False
-    return "run" not in state or state["run"]["id"] == identity["id"]
+    return state is not None and state.get("run", {}).get("id") == identity["id"]
 
 
 # ---- the start of a run ------------------------------------------------------------------
@@ -274,7 +278,7 @@ def prepare_output(config: dict, rank: int = 0, world_size: int = 1) -> dict:
         if resume and overwrite:
             raise RunError("--resume true and --overwrite true contradict each other: choose one")
         if resume:
-            identity = _check_resume(output_dir, identity, config, world_size)
+            _check_resume(output_dir, identity)
         elif not overwrite:
             _check_fresh(output_dir)
     return identity
@@ -370,52 +374,22 @@ def _check_fresh(output_dir: Path) -> None:
         )
 
 
-def _check_resume(output_dir: Path, identity: dict, config: dict, world_size: int) -> dict:
-    """The identity the resumed run goes on with (refusing a folder of another run)."""
+def _check_resume(output_dir: Path, identity: dict) -> None:
+    """Refuse to resume checkpoints that another run, or an earlier version, wrote."""
     saved = [(c.path, trainer_state(c.path)) for c in saved_checkpoints(output_dir)]
-    others = [(p, s) for p, s in saved if s and "run" in s and s["run"]["id"] != identity["id"]]
+    for path, state in saved:
+        if state is not None and from_earlier_version(state):
+            raise RunError(
+                f"--resume true: {path.relative_to(output_dir)} was written by an earlier "
+                "version of tinybert-distill, whose runs this one cannot continue: start "
+                "afresh with --overwrite true (deletes that run's checkpoints)"
+            )
+    others = [(p, s) for p, s in saved if s and s["run"]["id"] != identity["id"]]
     if others:
-        # Checkpoints of earlier versions identified their run another way (large inputs hashed
-        # whole, no bucket lengths): if one of those is what they hold, they are this run's,
-        # and it goes on under theirs (with its bucket lengths, see bucket_lengths).
-        for earlier in (
-            run_identity(config, world_size, sample_large=False),
-            run_identity(config, world_size, with_buckets=False),
-            run_identity(config, world_size, sample_large=False, with_buckets=False),
-        ):
-            if all(s["run"]["id"] == earlier["id"] for _, s in others):
-                return earlier
         path, state = others[-1]
-        if "bucket_lengths" not in state["run"].get("settings", {}):
-            identity = run_identity(
-                config, world_size, with_buckets=False
-            )  # name only real changes
         changed = differences(state["run"], identity) or ["the run's identity"]
         raise RunError(
             f"--resume true: {path.relative_to(output_dir)} was written by a run with other "
             f"settings: {'; '.join(changed)}. Resume with the saved run's settings, or start "
             "afresh in another folder (or with --overwrite true)"
         )
-    legacy = [p for p, s in saved if s is not None and "run" not in s]
-    config_file = output_dir / "config.yaml"
-    if legacy and config_file.is_file():
-        # written before checkpoints recorded their run: compare with the run's config.yaml
-        # (only the keys it has: the others did not exist when it ran)
-        try:
-            saved_config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-        except (UnicodeDecodeError, yaml.YAMLError) as error:
-            raise RunError(f"--resume true: cannot read {config_file} ({error})") from None
-        if not isinstance(saved_config, dict):
-            raise RunError(f"--resume true: {config_file} is not a config (a mapping of keys)")
-        before = settings_of(saved_config)
-        now = {k: v for k, v in identity["settings"].items() if k in before}
-        changed = differences({"settings": before}, {"settings": now})
-        if changed:
-            raise RunError(f"--resume true: {config_file} has other settings: {'; '.join(changed)}")
-        log.warning(
-            "%s: checkpoints from before run identities; resuming them as this run's "
-            "(config.yaml matches)",
-            output_dir,
-        )
-        return run_identity(config, world_size, with_buckets=False)  # and their bucket lengths
-    return identity

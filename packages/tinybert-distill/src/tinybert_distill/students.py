@@ -109,9 +109,14 @@ def check_task_teacher(path, labels: list, task_type: str) -> BertConfig:
         return config
     reordered = sorted(teacher_labels) == sorted(labels)
     what = "the same labels in another order" if reordered else "other labels"
+    remedy = (
+        "convert it again with `tinybert-convert ... --reorder_labels true`, or fine-tune it"
+        if reordered
+        else "fine-tune the teacher"
+    )
     raise ModelError(
         f"{path} predicts {teacher_labels}, the data has {list(labels)} ({what}): its logits "
-        f"would teach the wrong labels; fine-tune the teacher on these records"
+        f"would teach the wrong labels; {remedy} on these records"
     )
 
 

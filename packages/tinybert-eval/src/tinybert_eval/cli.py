@@ -29,7 +29,7 @@ import numpy as np
 
 from tinybert_core import CLUENER_TYPES, TASKS, atomic_write, quiet_on_closed_stdout
 
-from .evaluators import TASK_METRICS, task_name
+from .evaluators import ALIASES, TASK_METRICS, task_name
 from .files import InputError, Sentence, read_labels, read_sentences
 from .metrics import METRICS
 from .spans import SpanCounts, tags_from_spans
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--task",
         required=True,
         help=f"task name, which fixes the metrics: {', '.join(TASK_METRICS)} "
-        "(aliases sst-2, mnli-mm, sts-b)",
+        f"(aliases {', '.join(ALIASES)})",
     )
     score.add_argument(
         "--predictions", required=True, type=Path, help="predicted labels or entities"

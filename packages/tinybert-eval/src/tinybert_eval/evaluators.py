@@ -6,10 +6,10 @@ maps task names to their metrics.
         evaluator.update(logits, labels)
     evaluator.compute()   # {"accuracy": 0.91, "count": 872, "main": "accuracy"}
 
-Task types, label sets, CLUENER's entity types and tags and IGNORE_INDEX are tinybert-core's.
-Rows (classification) or positions (tagging) whose label is IGNORE_INDEX, or whose mask is 0,
-are not scored: padding rows that fill a last batch, special tokens, padding tokens and
-word pieces after a word's first.
+Each task's type, labels and metrics (its entry in the task table), CLUENER's entity types
+and tags and IGNORE_INDEX are tinybert-core's. Rows (classification) or positions (tagging)
+whose label is IGNORE_INDEX, or whose mask is 0, are not scored: padding rows that fill a last
+batch, special tokens, padding tokens and word pieces after a word's first.
 """
 
 from __future__ import annotations
@@ -147,25 +147,9 @@ class TaggingEvaluator(Evaluator):
         return {**result, "count": self.sentences, "main": "f1"}
 
 
-# task -> (metrics, main metric): GLUE's own choice of metric for each task.
-_METRICS_OF_TASK = {
-    "sst2": (["accuracy"], "accuracy"),
-    "qnli": (["accuracy"], "accuracy"),
-    "mnli": (["accuracy"], "accuracy"),
-    "mnli_mismatched": (["accuracy"], "accuracy"),
-    "rte": (["accuracy"], "accuracy"),
-    "wnli": (["accuracy"], "accuracy"),
-    "tnews": (["accuracy"], "accuracy"),
-    "mrpc": (["accuracy", "f1"], "f1"),
-    "qqp": (["accuracy", "f1"], "f1"),
-    "cola": (["accuracy", "mcc"], "mcc"),
-    "stsb": (["pearson", "spearman"], "pearson"),
-    "cluener": (["f1"], "f1"),
-}
-# task -> (kind, metrics, main metric); the kind is the task's type in tinybert-core's table.
+# task -> (kind, metrics, main metric): each task's type and metrics in tinybert-core's table.
 TASK_METRICS = {
-    name: (TASKS[name].task_type, metrics, main)
-    for name, (metrics, main) in _METRICS_OF_TASK.items()
+    name: (spec.task_type, list(spec.metrics), spec.main_metric) for name, spec in TASKS.items()
 }
 ALIASES = {
     "sst-2": "sst2",

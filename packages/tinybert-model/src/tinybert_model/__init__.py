@@ -27,6 +27,7 @@ from .convert import (
     zoo_to_ms,
 )
 from .errors import CheckpointError
+from .masked_lm import MaskedLMTopK
 from .modeling import (
     ARCHITECTURES,
     MASK_PENALTY,
@@ -61,6 +62,7 @@ __all__ = [
     "CheckpointError",
     "ClassifierOutput",
     "MaskedLMOutput",
+    "MaskedLMTopK",
     "PreTrainingOutput",
     "StudentOutput",
     "TinyBertStudent",

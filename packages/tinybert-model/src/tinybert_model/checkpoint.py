@@ -25,9 +25,10 @@ from typing import NamedTuple
 import mindspore as ms
 import numpy as np
 
+from tinybert_core import atomic_path
+
 from .config import BertConfig
 from .errors import CheckpointError, name_some
-from .files import atomic_path
 from .modeling import ARCHITECTURES, TinyBertStudent, architecture_for
 from .names import expected_shapes, ignored_names
 

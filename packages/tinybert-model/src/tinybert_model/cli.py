@@ -56,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
                 help="a head (classifier, pre-training heads) with missing tensors is an error; "
                 "with --no-strict the encoder alone is converted (default: --strict)",
             )
+            command.add_argument(
+                "--reorder_labels",
+                choices=("true", "false"),
+                default="false",
+                help="true: put the classifier's rows (weight and bias) in the order of the task "
+                "whose labels the model names, in any order (config.json's id2label, e.g. "
+                "CONTRADICTION, NEUTRAL, ENTAILMENT becomes mnli's entailment, neutral, "
+                "contradiction), as tinybert-td requires of a teacher; no prediction changes "
+                "(default: false, the model's own order)",
+            )
     commands.choices["ms2hf"].add_argument(
         "--vocab", help="vocab.txt to copy into the output folder"
     )
@@ -84,12 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args) -> str:
     config = BertConfig.from_file(args.config) if args.config and args.command != "zoo2ms" else None
+    reorder = getattr(args, "reorder_labels", "false") == "true"  # the *2ms commands have it
     if args.command == "tf2ms":
-        return tf_to_ms(args.input, args.output, config=config, strict=args.strict)
+        return tf_to_ms(
+            args.input, args.output, config=config, strict=args.strict, reorder_labels=reorder
+        )
     if args.command == "ms2tf":
         return ms_to_tf(args.input, args.output, config=config)
     if args.command == "hf2ms":
-        return hf_to_ms(args.input, args.output, strict=args.strict)
+        return hf_to_ms(args.input, args.output, strict=args.strict, reorder_labels=reorder)
     if args.command == "ms2hf":
         return ms_to_hf(args.input, args.output, config=config, vocab=args.vocab)
     if args.command == "zoo2ms":
@@ -102,6 +115,7 @@ def run(args) -> str:
             strict=args.strict,
             task_type=args.task_type,
             zoo_prefix=args.zoo_prefix,
+            reorder_labels=reorder,
         )
     return ms_to_zoo(
         args.input, args.output, config=config, zoo_prefix=args.zoo_prefix, zoo_word=args.zoo_word

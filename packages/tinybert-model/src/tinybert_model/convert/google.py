@@ -16,6 +16,7 @@ from ..config import BertConfig
 from ..errors import CheckpointError
 from ..files import atomic_path
 from .core import check_layer_count, export_tensors, import_tensors
+from .labels import labels_in_task_order
 from .tf_checkpoint import read_tf_checkpoint, write_tf_checkpoint
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,14 @@ def _find_config(prefix: Path):
     return candidate if candidate.is_file() else None
 
 
-def tf_to_ms(input_prefix, output, config=None, strict: bool = True) -> str:
+def tf_to_ms(
+    input_prefix, output, config=None, strict: bool = True, reorder_labels: bool = False
+) -> str:
     """Convert a Google TF1 BERT checkpoint to a MindSpore one; returns the architecture.
 
     `config` is a BertConfig or a path; by default bert_config.json beside the checkpoint.
+    `reorder_labels`: put the classifier's rows in its task's label order (labels.py; the
+    config must name the labels, as an HF config.json's id2label does).
     """
     prefix = Path(input_prefix)
     if config is None:
@@ -91,6 +96,8 @@ def tf_to_ms(input_prefix, output, config=None, strict: bool = True) -> str:
     )
     if architecture == "BertModel":
         config.labels, config.task_type = None, None
+    if reorder_labels:
+        ours = labels_in_task_order(ours, config, architecture, str(prefix))
     write_checkpoint(output, ours, config, architecture)
     return architecture
 

@@ -33,6 +33,7 @@ from ..files import atomic_path
 from ..modeling import ARCHITECTURES
 from ..names import FIT_DENSE, our_prefix
 from .core import check_finite, check_layer_count, export_tensors, import_tensors
+from .labels import labels_in_task_order
 from .torch_pickle import read_torch_checkpoint
 
 log = logging.getLogger(__name__)
@@ -208,11 +209,14 @@ def _take_pretraining_heads(tensors: dict, fit_dense: dict, directory: Path) -> 
     )
 
 
-def hf_to_ms(input_dir, output, strict: bool = True) -> str:
-    """Convert a Hugging Face BERT directory to a MindSpore checkpoint; returns the architecture."""
-    checkpoint = read_hf_checkpoint(input_dir, strict)
-    write_checkpoint(output, checkpoint.tensors, checkpoint.config, checkpoint.architecture)
-    return checkpoint.architecture
+def hf_to_ms(input_dir, output, strict: bool = True, reorder_labels: bool = False) -> str:
+    """Convert a Hugging Face BERT directory to a MindSpore checkpoint; returns the architecture.
+    `reorder_labels`: put the classifier's rows in its task's label order (labels.py)."""
+    tensors, config, architecture, _ = read_hf_checkpoint(input_dir, strict)
+    if reorder_labels:
+        tensors = labels_in_task_order(tensors, config, architecture, str(input_dir))
+    write_checkpoint(output, tensors, config, architecture)
+    return architecture
 
 
 def _report_masked_lm(tensors: dict, backbone_prefix: str, directory: Path) -> None:

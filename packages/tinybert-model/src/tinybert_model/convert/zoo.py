@@ -28,6 +28,7 @@ from ..config import BertConfig
 from ..errors import CheckpointError
 from ..names import ignored_names
 from .core import check_finite, check_layer_count, export_tensors, import_tensors
+from .labels import labels_in_task_order
 
 EMBEDDING = re.compile(r"^(.*?)((?:tiny)?bert_)embedding_lookup\.embedding_table$")
 # Optimizer and loss-scale state the zoo's training networks save beside the weights.
@@ -93,12 +94,15 @@ def zoo_to_ms(
     strict: bool = True,
     task_type: str | None = None,
     zoo_prefix: str | None = None,
+    reorder_labels: bool = False,
 ) -> str:
     """Convert a model-zoo checkpoint to ours; returns the architecture.
 
     `config`: a zoo YAML, a bert_config.json or a BertConfig. `task_type` ("classification",
     "regression" or "ner") says what a `dense_1` head is; by default the YAML's task_type,
     else classification. `zoo_prefix` picks one encoder from a checkpoint that holds several.
+    `reorder_labels`: put the classifier's rows in its task's label order (labels.py; the
+    config must name the labels).
     """
     source = str(input_ckpt)
     checkpoint = read_checkpoint(input_ckpt)
@@ -153,6 +157,8 @@ def zoo_to_ms(
     )
     if architecture == "BertModel":
         config.labels, config.task_type = None, None
+    if reorder_labels:
+        ours = labels_in_task_order(ours, config, architecture, source)
     write_checkpoint(output, {**ours, **fit_dense}, config, architecture)
     return architecture
 
