@@ -11,10 +11,11 @@ import json
 import logging
 from pathlib import Path
 
+from tinybert_core import atomic_path
+
 from ..checkpoint import read_checkpoint, stored_architecture, write_checkpoint
 from ..config import BertConfig
 from ..errors import CheckpointError
-from ..files import atomic_path
 from .core import check_layer_count, export_tensors, import_tensors
 from .labels import labels_in_task_order
 from .tf_checkpoint import read_tf_checkpoint, write_tf_checkpoint

@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from tinybert_core import atomic_path
+
 from ..checkpoint import Checkpoint, read_checkpoint, stored_architecture, write_checkpoint
 from ..config import BertConfig, read_json_object
 from ..errors import CheckpointError
-from ..files import atomic_path
 from ..modeling import ARCHITECTURES
 from ..names import FIT_DENSE, our_prefix
 from .core import check_finite, check_layer_count, export_tensors, import_tensors

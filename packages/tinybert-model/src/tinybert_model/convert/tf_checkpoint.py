@@ -39,8 +39,9 @@ from typing import BinaryIO, Union
 import crc32c
 import numpy as np
 
+from tinybert_core import remove_stale_temporaries, temporary_prefix
+
 from ..errors import CheckpointError
-from ..files import remove_stale_temporaries, temporary_prefix
 
 __all__ = ["read_tf_checkpoint", "write_tf_checkpoint"]
 
