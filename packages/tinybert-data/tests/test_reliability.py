@@ -15,10 +15,14 @@ import sys
 import numpy as np
 import pytest
 
-from tinybert_core import CLOSED_PIPE_STATUS
+from tinybert_core import (
+    CLOSED_PIPE_STATUS,
+    DataError,
+    read_task_info,
+    remove_stale_temporaries,
+)
 from tinybert_data import (
     BertTokenizer,
-    DataError,
     RecordsError,
     get_task,
     load_records,
@@ -29,7 +33,6 @@ from tinybert_data import (
 )
 from tinybert_data.augment import GloVe, augment_task_file
 from tinybert_data.cli import main
-from tinybert_data.records import read_task_info
 from tinybert_data.tfrecord_format import iter_records
 
 BOM = b"\xef\xbb\xbf"
@@ -189,8 +192,6 @@ def dead_pid() -> int:
 
 
 def test_a_rerun_removes_only_the_temporaries_of_killed_writers(tmp_path, data, uncased_vocab):
-    from tinybert_data.records import remove_stale_temporaries  # new in issue 14
-
     out = tmp_path / "dev"
     out.mkdir()
     host = socket.gethostname()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import FIXTURES
 
-from tinybert_core import TASKS
-from tinybert_data import IGNORE_INDEX, TASK_READERS, DataError, UnknownTaskError, get_task
+from tinybert_core import IGNORE_INDEX, TASKS, DataError, UnknownTaskError
+from tinybert_data import TASK_READERS, get_task
 from tinybert_data.tasks import GlueTask
 
 

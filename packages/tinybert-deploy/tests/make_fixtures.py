@@ -22,10 +22,10 @@ from onnx import TensorProto, helper
 from tinybert_data import BertTokenizer, get_task
 from tinybert_deploy.export import export
 from tinybert_model import (
-    BertConfig,
     BertForSequenceClassification,
     BertForTokenClassification,
     save_checkpoint,
+    tiny_config,
 )
 
 HERE = Path(__file__).parent / "fixtures"
@@ -52,17 +52,8 @@ def tiny_model(
 ) -> None:
     ms.set_seed(0)
     vocab_size = BertTokenizer.from_vocab(vocab).vocab_size
-    config = BertConfig.from_dict(
-        dict(
-            vocab_size=vocab_size,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
-            labels=labels,
-            task_type=task_type,
-        )
+    config = tiny_config(
+        vocab_size, max_position_embeddings=128, labels=labels, task_type=task_type
     )
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = Path(folder) / "model.ckpt"

@@ -22,13 +22,13 @@ from tinybert_deploy.cli import export as main  # noqa: E402
 from tinybert_deploy.export import export, export_onnx  # noqa: E402
 from tinybert_deploy.onnx_graph import GraphBuilder  # noqa: E402
 from tinybert_model import (  # noqa: E402
-    BertConfig,
     BertForSequenceClassification,
     BertForTokenClassification,
     load_model,
     read_checkpoint,
     save_checkpoint,
     tensor_names,
+    tiny_config,
     write_checkpoint,
 )
 
@@ -38,18 +38,13 @@ LAYERS = 2  # tiny_checkpoint's
 
 def tiny_checkpoint(path, model_class, task_type, labels, hidden_act="gelu"):
     ms.set_seed(0)
-    config = BertConfig.from_dict(
-        dict(
-            vocab_size=500,
-            hidden_size=32,
-            num_hidden_layers=LAYERS,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
-            labels=labels,
-            task_type=task_type,
-            hidden_act=hidden_act,
-        )
+    config = tiny_config(
+        500,
+        num_hidden_layers=LAYERS,
+        max_position_embeddings=128,
+        labels=labels,
+        task_type=task_type,
+        hidden_act=hidden_act,
     )
     save_checkpoint(model_class(config), path)
     return path
@@ -204,17 +199,12 @@ def test_fused_graph_holds_onnx_runtimes_fused_ops(tmp_path, vocab_en):
     info = dict(task="sst2", task_type="classification", labels=["0", "1"], seq_length=32)
     checkpoint = tmp_path / "m.ckpt"
     ms.set_seed(0)
-    config = BertConfig.from_dict(
-        dict(
-            vocab_size=size,
-            hidden_size=32,
-            num_hidden_layers=LAYERS,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
-            labels=["0", "1"],
-            task_type="classification",
-        )
+    config = tiny_config(
+        size,
+        num_hidden_layers=LAYERS,
+        max_position_embeddings=128,
+        labels=["0", "1"],
+        task_type="classification",
     )
     extra = {"task_info": json.dumps(info), "vocab": vocab}
     save_checkpoint(BertForSequenceClassification(config), checkpoint, extra)

@@ -17,10 +17,10 @@ from tinybert_deploy.cli import eval_onnx, predict  # noqa: E402
 from tinybert_deploy.cli import export as main  # noqa: E402
 from tinybert_deploy.export import export  # noqa: E402
 from tinybert_model import (  # noqa: E402
-    BertConfig,
     BertForSequenceClassification,
     read_checkpoint,
     save_checkpoint,
+    tiny_config,
     write_checkpoint,
 )
 
@@ -44,17 +44,11 @@ def task_info(**changes):
 def trained_style_checkpoint(path, info=None, vocab_text=None):
     """A tiny SST-2 checkpoint with the extras the trainers write (NOTES.md contract)."""
     ms.set_seed(0)
-    config = BertConfig.from_dict(
-        dict(
-            vocab_size=task_info()["vocab_size"],
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=128,
-            labels=["0", "1"],
-            task_type="classification",
-        )
+    config = tiny_config(
+        task_info()["vocab_size"],
+        max_position_embeddings=128,
+        labels=["0", "1"],
+        task_type="classification",
     )
     extra = {
         "task_info": json.dumps(info or task_info()),

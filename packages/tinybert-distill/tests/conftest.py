@@ -1,7 +1,8 @@
 """Shared fixtures: real records written by tinybert-data, tiny models for fast training.
 
-Training tests use models of 2 layers and 32 hidden units with dropout 0 (MindSpore's dropout
-masks cannot be replayed, and the resume and distributed tests compare weights exactly).
+Training tests use tinybert-model's `tiny_config`: 2 layers, 32 hidden units, dropout 0
+(MindSpore's dropout masks cannot be replayed, and the resume and distributed tests compare
+weights exactly).
 """
 
 import os
@@ -19,7 +20,7 @@ import yaml
 
 from tinybert_data import BertTokenizer
 from tinybert_distill import load_config, packaged_config
-from tinybert_model import BertConfig, BertModel, save_checkpoint
+from tinybert_model import BertConfig, BertModel, hf_to_ms, save_checkpoint, tiny_config
 
 SHARED_DATA = Path(
     os.environ.get(
@@ -28,6 +29,7 @@ SHARED_DATA = Path(
 )
 ENGLISH_VOCAB = SHARED_DATA / "vocab" / "bert-base-uncased-vocab.txt"
 CHINESE_VOCAB = SHARED_DATA / "vocab" / "bert-base-chinese-vocab.txt"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def free_port() -> int:
@@ -43,19 +45,12 @@ def console_script(name: str) -> str:
     return str(path) if path.exists() else shutil.which(name)
 
 
-def tiny_config(vocab_size: int, **changes) -> BertConfig:
-    values = dict(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    values.update(changes)
-    return BertConfig.from_dict(values)
+def converted(folder: Path, tmp_path_factory) -> Path:
+    """A Hugging Face model folder of FIXTURES, which transformers wrote, as a checkpoint of
+    ours: tinybert-convert hf2ms into a temporary folder."""
+    path = tmp_path_factory.mktemp(folder.name) / f"{folder.name}.ckpt"
+    hf_to_ms(folder, path)
+    return path
 
 
 def seeded(model, seed: int, std: float = 0.2, weights_only: bool = False):

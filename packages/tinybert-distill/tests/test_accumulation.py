@@ -7,14 +7,19 @@ import signal
 
 import numpy as np
 import pytest
-from conftest import ENGLISH_VOCAB, SHARED_DATA, distill_config, metrics, tiny_config, write_records
+from conftest import ENGLISH_VOCAB, SHARED_DATA, distill_config, metrics, write_records
 
 from tinybert_data import BertTokenizer
 from tinybert_distill import fine_tune
 from tinybert_distill.cli import finetune, general_distill, task_distill
 from tinybert_distill.runs import RunError, prepare_output, trainer_state
 from tinybert_distill.trainer import HostFeed, Stopped, micro_batches_per_step, stop_on_signals
-from tinybert_model import BertForSequenceClassification, read_checkpoint, save_checkpoint
+from tinybert_model import (
+    BertForSequenceClassification,
+    read_checkpoint,
+    save_checkpoint,
+    tiny_config,
+)
 
 STEPS = 3
 

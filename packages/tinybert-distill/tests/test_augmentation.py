@@ -8,12 +8,11 @@ at a time (tests/fixtures/make_mlm_fixture.py made both).
 
 import json
 import subprocess
-from pathlib import Path
 
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, console_script
+from conftest import FIXTURES, SHARED_DATA, console_script, converted
 
 from tinybert_data import BertTokenizer, get_task
 from tinybert_data.augment import GloVe, GloveCandidates, split_words
@@ -27,20 +26,21 @@ from tinybert_distill.students import ModelError
 from tinybert_model import (
     BertForMaskedLM,
     BertForPreTraining,
-    hf_to_ms,
+    BertForSequenceClassification,
+    BertModel,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
+    tiny_config,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
 EXPECTED = json.loads((FIXTURES / "mlm_expected.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def masked_lm_ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("mlm") / "mlm.ckpt"
-    assert hf_to_ms(FIXTURES / "mlm", path) == "BertForMaskedLM"
+    path = converted(FIXTURES / "mlm", tmp_path_factory)
+    assert read_checkpoint(path).architecture == "BertForMaskedLM"
     return path
 
 
@@ -103,26 +103,12 @@ def test_a_pre_training_checkpoint_gives_the_same_candidates(masked_lm_ckpt, tok
     assert [ids.tolist() for ids in candidates.top_k_ids(rows)] == expected
 
 
-def fixture_vocab_config(**task):
-    """A one-layer BertConfig over the masked-LM fixture's 1,200-token vocabulary."""
-    from tinybert_model import BertConfig
-
-    return BertConfig(
-        vocab_size=1200,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        **task,
-    )
-
-
-def test_load_masked_lm_refuses_what_has_no_masked_lm_head(tmp_path):
+def test_load_masked_lm_refuses_what_has_no_masked_lm_head(tokenizer, tmp_path):
     with pytest.raises(ModelError, match="is a folder, not a checkpoint: convert a Hugging Face"):
         load_masked_lm(FIXTURES / "mlm")
-    from tinybert_model import BertForSequenceClassification
-
-    config = fixture_vocab_config(labels=["negative", "positive"], task_type="classification")
+    config = tiny_config(
+        tokenizer.vocab_size, labels=["negative", "positive"], task_type="classification"
+    )
     save_checkpoint(BertForSequenceClassification(config), tmp_path / "classifier.ckpt")
     with pytest.raises(
         ModelError, match="is a BertForSequenceClassification, without a masked-LM head"
@@ -171,7 +157,7 @@ def test_tinybert_augment_on_sst2_dev(masked_lm_ckpt, glove_file, tmp_path):
     assert again.read_bytes() == output.read_bytes()  # one seed, one output
 
 
-def test_tinybert_augment_refuses_bad_input(masked_lm_ckpt, glove_file, tmp_path):
+def test_tinybert_augment_refuses_bad_input(masked_lm_ckpt, tokenizer, glove_file, tmp_path):
     source = tmp_path / "bad.tsv"
     source.write_text("sentence\tlabel\nfine\t1\nno label column here\n", encoding="utf-8")
     output = tmp_path / "out.tsv"
@@ -183,10 +169,7 @@ def test_tinybert_augment_refuses_bad_input(masked_lm_ckpt, glove_file, tmp_path
     assert "Traceback" not in done.stderr and not output.exists()
     # A checkpoint without a masked-LM head is named as such.
     encoder = tmp_path / "encoder.ckpt"
-    from tinybert_model import BertModel, save_checkpoint
-
-    config = fixture_vocab_config()
-    save_checkpoint(BertModel(config), encoder)
+    save_checkpoint(BertModel(tiny_config(tokenizer.vocab_size)), encoder)
     done = run_augment(
         "--task", "sst2", "--input", SHARED_DATA / "sst2" / "dev.tsv", "--output", output,
         "--mlm_ckpt", encoder, "--vocab", FIXTURES / "mlm" / "vocab.txt",

@@ -7,8 +7,9 @@ import json
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import ENGLISH_VOCAB, SHARED_DATA, distill_config, tiny_config, write_records
+from conftest import ENGLISH_VOCAB, SHARED_DATA, distill_config, write_records
 
+from tinybert_core import COLUMNS
 from tinybert_data import BertTokenizer
 from tinybert_distill import fine_tune
 from tinybert_distill.data import (
@@ -28,9 +29,8 @@ from tinybert_model import (
     TinyBertStudent,
     load_model,
     read_checkpoint,
+    tiny_config,
 )
-
-COLUMNS = ("input_ids", "segment_ids", "input_mask", "label_ids")
 
 
 @pytest.fixture(scope="module")

@@ -19,55 +19,31 @@ from tinybert_distill.cli import task_distill
 from tinybert_distill.students import task_student
 from tinybert_model import (
     BertForSequenceClassification,
+    expected_shapes,
     hf_to_ms,
     load_model,
     named_parameters,
     read_checkpoint,
+    tiny_config,
 )
+from tinybert_model.names import name_pairs
 
 TEACHER_HIDDEN = 32  # conftest's finetuned_tiny
-STUDENT = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+STUDENT_HIDDEN = 16
 
 
 def huawei_general_folder(folder, fit_size: int = TEACHER_HIDDEN):
-    """A general TinyBERT as huawei-noah's TinyBertForPreTraining saves it: `bert.*`, the
-    pre-training heads `cls.*` (decoder tied to the word embeddings) and `fit_dense`, with
-    their config.json (no model_type; cell, structure, pre_trained, ...)."""
-    vocab = BertTokenizer.from_vocab(ENGLISH_VOCAB).vocab_size
-    h, ffn = STUDENT["hidden_size"], STUDENT["intermediate_size"]
-    shapes = {
-        "bert.embeddings.word_embeddings.weight": (vocab, h),
-        "bert.embeddings.position_embeddings.weight": (64, h),
-        "bert.embeddings.token_type_embeddings.weight": (2, h),
-        "bert.embeddings.LayerNorm.weight": (h,),
-        "bert.embeddings.LayerNorm.bias": (h,),
-    }
-    for i in range(STUDENT["num_hidden_layers"]):
-        layer = f"bert.encoder.layer.{i}."
-        for dense, (out, inp) in {
-            "attention.self.query": (h, h),
-            "attention.self.key": (h, h),
-            "attention.self.value": (h, h),
-            "attention.output.dense": (h, h),
-            "intermediate.dense": (ffn, h),
-            "output.dense": (h, ffn),
-        }.items():
-            shapes[f"{layer}{dense}.weight"], shapes[f"{layer}{dense}.bias"] = (out, inp), (out,)
-        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
-            shapes[f"{layer}{norm}.weight"], shapes[f"{layer}{norm}.bias"] = (h,), (h,)
-    shapes.update({
-        "bert.pooler.dense.weight": (h, h),
-        "bert.pooler.dense.bias": (h,),
-        "cls.predictions.bias": (vocab,),
-        "cls.predictions.transform.dense.weight": (h, h),
-        "cls.predictions.transform.dense.bias": (h,),
-        "cls.predictions.transform.LayerNorm.weight": (h,),
-        "cls.predictions.transform.LayerNorm.bias": (h,),
-        "cls.seq_relationship.weight": (2, h),
-        "cls.seq_relationship.bias": (2,),
-        "fit_dense.weight": (fit_size, h),
-        "fit_dense.bias": (fit_size,),
-    })  # fmt: skip
+    """A general TinyBERT as huawei-noah's TinyBertForPreTraining saves it: transformers'
+    BertForPreTraining tensors (`bert.*`, the pre-training heads `cls.*`, decoder tied to the
+    word embeddings) and `fit_dense`, with their config.json (no model_type; cell, structure,
+    pre_trained, ...)."""
+    vocab_size = BertTokenizer.from_vocab(ENGLISH_VOCAB).vocab_size
+    student = tiny_config(vocab_size, hidden_size=STUDENT_HIDDEN, intermediate_size=32)
+    shapes = expected_shapes(student, "BertForPreTraining")
+    pairs = name_pairs("hf", "BertForPreTraining", student.num_hidden_layers, "bert.")
+    shapes = {hf: shapes[ours] for ours, hf in pairs}
+    shapes["fit_dense.weight"] = (fit_size, STUDENT_HIDDEN)
+    shapes["fit_dense.bias"] = (fit_size,)
     rng = np.random.default_rng(7)
     tensors = {
         name: (rng.normal(0.0, 0.2, shape) + name.endswith("LayerNorm.weight")).astype(np.float32)
@@ -76,21 +52,14 @@ def huawei_general_folder(folder, fit_size: int = TEACHER_HIDDEN):
     tensors["cls.predictions.decoder.weight"] = tensors["bert.embeddings.word_embeddings.weight"]
     folder.mkdir(parents=True)
     save_file(tensors, str(folder / "model.safetensors"))
-    config = {
-        "attention_probs_dropout_prob": 0.0,
+    theirs = {
         "cell": {},
-        "emb_size": h,
-        "hidden_act": "gelu",
-        "hidden_dropout_prob": 0.0,
-        "initializer_range": 0.02,
-        "max_position_embeddings": 64,
+        "emb_size": STUDENT_HIDDEN,
         "pre_trained": "",
         "structure": [],
         "training": "",
-        "type_vocab_size": 2,
-        "vocab_size": vocab,
-        **STUDENT,
     }
+    config = {**student.to_google_dict(), **theirs}
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     return folder
 
@@ -131,7 +100,7 @@ def test_the_converted_general_tinybert_starts_task_distillation(huawei_general,
             ("fit_dense.bias", "fit_dense.bias"),
         ]:  # fmt: skip
             np.testing.assert_array_equal(ours[our_name], theirs[their_name], err_msg=our_name)
-        assert ours["classifier.weight"].shape == (2, STUDENT["hidden_size"])  # a new head
+        assert ours["classifier.weight"].shape == (2, STUDENT_HIDDEN)  # a new head
 
 
 def test_task_distillation_from_a_downloaded_general_tinybert(
@@ -149,9 +118,9 @@ def test_task_distillation_from_a_downloaded_general_tinybert(
     assert np.isfinite(phase1).all()
     best = load_model(converted / "best.ckpt")
     assert isinstance(best, BertForSequenceClassification)
-    assert best.config.hidden_size == STUDENT["hidden_size"]
+    assert best.config.hidden_size == STUDENT_HIDDEN
     fitted = read_checkpoint(converted / "td_phase1.ckpt").tensors["fit_dense.weight"]
-    assert fitted.shape == (TEACHER_HIDDEN, STUDENT["hidden_size"])
+    assert fitted.shape == (TEACHER_HIDDEN, STUDENT_HIDDEN)
 
     direct = tmp_path / "from_folder"
     args = td_args(finetuned_tiny, huawei_general, sst2_train, direct, phase2_epochs=0)

@@ -12,22 +12,22 @@ import shutil
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import ENGLISH_VOCAB, SHARED_DATA, distill_config, tiny_config, write_records
+from conftest import ENGLISH_VOCAB, SHARED_DATA, distill_config, write_records
 
+from tinybert_core import COLUMNS
 from tinybert_data import BertTokenizer, RecordsError
 from tinybert_data.indexed import scan_shard
 from tinybert_distill import load_config, packaged_config
-from tinybert_distill.commands import run_settings
 from tinybert_distill.config import ConfigError, validate
 from tinybert_distill.data import load_dataset
 from tinybert_distill.distillers import FineTuneLoss
+from tinybert_distill.recipes import run_settings
 from tinybert_distill.runs import run_identity
 from tinybert_distill.sink import SinkFeed, sink_requested, use_sink
 from tinybert_distill.students import head_class, with_task
 from tinybert_distill.trainer import Phase, Run, StepBatches, run_phase
-from tinybert_model.checkpoint import named_parameters
+from tinybert_model import named_parameters, tiny_config
 
-COLUMNS = ("input_ids", "segment_ids", "input_mask", "label_ids")
 OPTIMIZER = {"learning_rate": 1e-3, "weight_decay": 1e-4, "warmup_ratio": 0.1}
 
 

@@ -9,7 +9,7 @@ from tinybert_core import TASKS
 from tinybert_data import TASK_READERS
 from tinybert_distill.augment_cli import build_parser as augment_parser
 from tinybert_distill.cli import task_distill
-from tinybert_distill.config import KEY_HELP, load_config, packaged_config
+from tinybert_distill.config import KEYS, load_config, packaged_config
 
 
 def listed(text: str, before: str, after: str) -> list:
@@ -23,9 +23,9 @@ def test_every_task_with_a_reader_is_a_task_of_the_table():
 
 
 def test_help_and_errors_name_exactly_the_tasks_with_a_reader(capsys):
-    assert listed(KEY_HELP["task_name"], "one of ", " (default") == list(TASK_READERS)
+    assert listed(KEYS["task_name"].help, "one of ", " (default") == list(TASK_READERS)
     assert task_distill(["--help"]) == 0
-    assert listed(capsys.readouterr().out, "--task_name ", ": td_config") == list(TASK_READERS)
+    assert listed(capsys.readouterr().out, "--task_name ", ": the packaged") == list(TASK_READERS)
     assert task_distill([]) == 1
     assert listed(capsys.readouterr().err, "pass --task_name (", ") or") == list(TASK_READERS)
 
@@ -35,6 +35,15 @@ def test_task_name_picks_a_config_for_every_task_with_a_reader(capsys):
         assert task_distill(["--task_name", name, "--help"]) == 0
         assert f"td_config/{name}.yaml" in capsys.readouterr().out
         assert load_config(packaged_config(f"td_config/{name}"))["task_name"] == name
+
+
+def test_a_task_without_a_config_file_of_its_own_runs_on_td_config(monkeypatch, capsys):
+    """Adding a task is a table entry and a reader: tinybert-td --task_name takes td_config.yaml
+    with the flag's task_name when the package has no td_config/TASK.yaml for it."""
+    monkeypatch.setitem(TASK_READERS, "newtask", TASK_READERS["sst2"])
+    assert task_distill(["--task_name", "newtask", "--help"]) == 0
+    (config_line,) = [n for n in capsys.readouterr().out.splitlines() if n.startswith("--config")]
+    assert config_line.endswith("/td_config.yaml)"), config_line
 
 
 def test_augment_takes_the_tasks_with_a_tsv_reader():

@@ -9,42 +9,35 @@ and the same model fine-tuned on SST-2 with torch.
 import json
 import math
 from collections import Counter
-from pathlib import Path
 
 import mindspore as ms
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, write_records
+from conftest import FIXTURES, SHARED_DATA, converted, write_records
 
 from tinybert_distill.cli import task_distill
 from tinybert_distill.data import load_dataset
 from tinybert_distill.evaluation import evaluate, metrics_of
 from tinybert_distill.teacher_check import MARGIN_SE, judge, score_teacher
 from tinybert_eval import get_evaluator
-from tinybert_model import hf_to_ms, load_model
+from tinybert_model import load_model
 
-FIXTURES = Path(__file__).parent / "fixtures"
 VOCAB = FIXTURES / "mlm" / "vocab.txt"  # the teachers' 1,200-token vocabulary
 DEV_ROWS = 200
 
 
 @pytest.fixture(autouse=True)
 def pynative_mode():
-    """Inference of a tiny model: no graph compiles needed."""
+    """Inference of a tiny model: no graph compiles needed (conftest's graph_mode, which runs
+    first, sets graph mode back for the next test)."""
     ms.set_context(mode=ms.PYNATIVE_MODE)
-    yield
-    ms.set_context(mode=ms.GRAPH_MODE)
 
 
 @pytest.fixture(scope="module")
 def teachers(tmp_path_factory) -> dict:
-    """The two transformers teachers converted by tinybert-convert hf2ms."""
-    folder = tmp_path_factory.mktemp("teachers")
-    converted = {}
-    for name in ("sst2_untrained", "sst2_finetuned"):
-        converted[name] = folder / f"{name}.ckpt"
-        hf_to_ms(FIXTURES / "teachers" / name, converted[name])
-    return converted
+    """The two transformers teachers, converted."""
+    names = ("sst2_untrained", "sst2_finetuned")
+    return {name: converted(FIXTURES / "teachers" / name, tmp_path_factory) for name in names}
 
 
 @pytest.fixture(scope="module")

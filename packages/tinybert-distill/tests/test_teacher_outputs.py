@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from conftest import ENGLISH_VOCAB, SHARED_DATA, metrics, write_records
 
-from tinybert_distill import commands
+from tinybert_core import DataError
+from tinybert_distill import recipes
 from tinybert_distill.cli import task_distill
-from tinybert_distill.data import DataError, load_dataset
+from tinybert_distill.data import load_dataset
 from tinybert_distill.teacher_outputs import CACHE_FILE, teacher_logits
 from tinybert_model import load_model, save_checkpoint
 
@@ -161,7 +162,7 @@ def test_a_phase1_run_leaves_its_logits_to_a_later_phase2_run(
     def no_teacher(*args, **kwargs):
         raise AssertionError("the teacher was built")
 
-    monkeypatch.setattr(commands, "load_teacher", no_teacher)
+    monkeypatch.setattr(recipes, "load_teacher", no_teacher)
     arguments = [*phase2, "--load_td1_ckpt_path", str(td1 / "td_phase1.ckpt"), "--resume", "true"]
     assert task_distill(arguments) == 0
     assert "teacher logits: all 192 rows from" in (td / "log.txt").read_text()

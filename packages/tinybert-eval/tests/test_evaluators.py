@@ -6,10 +6,8 @@ import pytest
 from scipy import stats
 from sklearn import metrics as sk
 
-from tinybert_core import TASKS
+from tinybert_core import CLUENER_TAGS, IGNORE_INDEX, TASKS
 from tinybert_eval import (
-    CLUENER_TAGS,
-    IGNORE_INDEX,
     TASK_METRICS,
     get_evaluator,
     span_scores,

@@ -8,8 +8,8 @@ import pytest
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2, IOBES
 
+from tinybert_core import CLUENER_TYPES
 from tinybert_eval import span_scores, spans_from_cluener, spans_from_tags, tags_from_spans
-from tinybert_eval.evaluators import CLUENER_TYPES
 
 STRICT_SCHEMES = {"BIO": IOB2, "BIOES": IOBES}
 

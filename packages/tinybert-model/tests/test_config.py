@@ -2,10 +2,12 @@
 
 import json
 
+import mindspore as ms
+import numpy as np
 import pytest
 from conftest import FIXTURES
 
-from tinybert_model import BertConfig, CheckpointError
+from tinybert_model import BertConfig, BertForSequenceClassification, CheckpointError, tiny_config
 
 
 def test_hf_config_of_the_real_teacher(minilm_dir):
@@ -143,3 +145,19 @@ def test_missing_config_file(tmp_path):
         BertConfig.from_file(tmp_path / "nope.json")
     with pytest.raises(CheckpointError, match="unknown preset"):
         BertConfig.preset("bert-huge")
+
+
+def test_tiny_config_trains_without_dropout():
+    """tiny_config, the tests' model: no dropout, so training-mode outputs repeat exactly (what
+    resume tests compare), and any field can be changed; a misspelt one is refused."""
+    config = tiny_config(99, hidden_size=48, labels=["a", "b"], task_type="classification")
+    assert (config.hidden_size, config.num_hidden_layers, config.labels) == (48, 2, ["a", "b"])
+    model = BertForSequenceClassification(config)
+    model.set_train(True)
+    rng = np.random.default_rng(0)
+    ids = ms.Tensor(rng.integers(1, 99, (3, 9)).astype(np.int32))
+    ones = ms.Tensor(np.ones((3, 9), np.int32))
+    first, second = (model(ids, ones, ones).logits.asnumpy() for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+    with pytest.raises(TypeError):
+        tiny_config(99, hidden_units=48)

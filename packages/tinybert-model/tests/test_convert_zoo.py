@@ -87,7 +87,7 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_round_trip_is_bit_exact(layout, tiny_config, tmp_path):
+def test_round_trip_is_bit_exact(layout, tmp_path):
     prefix, word, heads = LAYOUTS[layout]
     original = write_zoo_checkpoint(
         tmp_path / "zoo.ckpt", {**zoo_encoder_shapes(prefix, word), **heads}

@@ -4,11 +4,10 @@ without MindSpore.
     from tinybert_data import BertTokenizer, get_task, write_task_records, load_records
     from tinybert_data import open_records  # rows by number, memory bounded
 
-COLUMNS, IGNORE_INDEX, DataError, UnknownTaskError and read_task_info are tinybert-core's,
-importable from here as before.
+COLUMNS, IGNORE_INDEX, DataError, UnknownTaskError and read_task_info are tinybert-core's:
+import them from tinybert_core.
 """
 
-from tinybert_core import COLUMNS, IGNORE_INDEX, DataError, UnknownTaskError, read_task_info
 from tinybert_data.errors import RecordsError
 from tinybert_data.indexed import IndexedRecords, LoadedRecords, open_records, write_row_indexes
 from tinybert_data.pipeline import Summary, write_corpus_records, write_task_records
@@ -19,11 +18,8 @@ from tinybert_data.tokenization import BertTokenizer, Encoding, vocab_tokens
 __version__ = "0.2.0"
 
 __all__ = [
-    "COLUMNS",
-    "IGNORE_INDEX",
     "TASK_READERS",
     "BertTokenizer",
-    "DataError",
     "Encoding",
     "Example",
     "IndexedRecords",
@@ -32,12 +28,10 @@ __all__ = [
     "RecordsWriter",
     "Summary",
     "Task",
-    "UnknownTaskError",
     "get_task",
     "load_records",
     "open_records",
     "read_records",
-    "read_task_info",
     "validate_records",
     "vocab_tokens",
     "write_corpus_records",

@@ -36,8 +36,7 @@ import numpy as np
 from tokenizers import pre_tokenizers
 from tqdm import tqdm
 
-from tinybert_core import regular_file
-from tinybert_data.errors import DataError
+from tinybert_core import DataError, regular_file
 from tinybert_data.tasks import GlueTask, get_task
 
 logger = logging.getLogger(__name__)

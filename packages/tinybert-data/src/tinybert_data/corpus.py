@@ -49,8 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinybert_core import check_line_ends, regular_file
-from tinybert_data.errors import DataError
+from tinybert_core import DataError, check_line_ends, regular_file
 from tinybert_data.prefetch import ahead
 from tinybert_data.tokenization import BertTokenizer
 

@@ -1,14 +1,9 @@
-"""Errors that name the file, and where it applies the line, of what is wrong.
-
-`DataError` (a bad input row: `path:line: what is wrong`) and `UnknownTaskError` are
-tinybert-core's, shared by every package; `RecordsError` is this package's own.
-"""
+"""This package's own error: `RecordsError`. A bad input row (`DataError`) and an unknown task
+(`UnknownTaskError`) are tinybert-core's, shared by every package."""
 
 from __future__ import annotations
 
-from tinybert_core import DataError, TinybertError, UnknownTaskError
-
-__all__ = ["DataError", "RecordsError", "UnknownTaskError"]
+from tinybert_core import TinybertError
 
 
 class RecordsError(TinybertError):

@@ -51,7 +51,6 @@ import numpy as np
 from tinybert_core import COLUMNS, atomic_path, read_task_info
 from tinybert_data.errors import RecordsError
 from tinybert_data.records import (
-    INDEX_SUFFIX,  # noqa: F401 (importable from here, as before)
     _column_shapes,
     _to_arrays,
     index_path,

@@ -19,11 +19,12 @@ from tinybert_core import (
     CLUENER_TYPES,
     IGNORE_INDEX,
     TASKS,
+    DataError,
+    UnknownTaskError,
     check_line_ends,
     json_object,
     regular_file,
 )
-from tinybert_data.errors import DataError, UnknownTaskError
 from tinybert_data.tokenization import BertTokenizer
 
 logger = logging.getLogger(__name__)

@@ -30,13 +30,14 @@ import onnxruntime
 from tinybert_core import (
     TASK_TYPES,
     TinybertError,
+    UnknownTaskError,
     check_task_info,
     json_object,
     read_text,
     regular_file,
 )
 from tinybert_core import TEXT_COLUMNS as INPUTS  # the model's inputs, in argument order
-from tinybert_data import BertTokenizer, UnknownTaskError, get_task, vocab_tokens
+from tinybert_data import BertTokenizer, get_task, vocab_tokens
 from tinybert_eval import spans_from_tags
 
 from .errors import DeployError

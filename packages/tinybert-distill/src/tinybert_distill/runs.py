@@ -1,13 +1,13 @@
 """Which run an output folder's state belongs to, and the checks at the start of a run.
 
 A run is identified by everything that decides its result: every config key except the few
-that only change how often it logs, evaluates or saves (`FREE_KEYS`), the number of workers
-(it sets the global batch), and the contents of its inputs (records, teacher and student
-checkpoints). Every resumable checkpoint carries this identity in its trainer state, so a
-run resumes, rotates and deletes only its own checkpoints.
+that only change how often it logs, evaluates or saves (`free` in config.KEYS), the number of
+workers (it sets the global batch), and the contents of its inputs (records, teacher and
+student checkpoints). Every resumable checkpoint carries this identity in its trainer state,
+so a run resumes, rotates and deletes only its own checkpoints.
 
-`prepare_output`, called first, writes nothing: it validates the config's numbers
-(config.validate) and refuses
+`prepare_output`, called first (the config's values checked already, config.validate),
+writes nothing: it refuses
 - an output path that is a file or cannot be written;
 - a fresh run into a folder that holds an earlier run's checkpoints, models or metrics,
   unless `overwrite` (which deletes them once the run starts);
@@ -32,7 +32,7 @@ import yaml
 
 from tinybert_core import TinybertError
 
-from .config import get, key_paths, validate
+from .config import get, key_of, key_paths
 from .data import BUCKET_LENGTHS
 
 log = logging.getLogger("tinybert_distill")
@@ -40,33 +40,6 @@ log = logging.getLogger("tinybert_distill")
 TRAINER_STATE = "trainer_state"  # the checkpoint entry holding the loop's state (JSON)
 LOG_TXT = "written_to_log_txt"  # marks log records the trainer already put in log.txt
 
-# Keys that may change between a run and its resume: they decide how often the run logs,
-# evaluates and saves, or where it runs, not which batches it trains on or with what
-# learning rate. Every other key is part of the run's identity.
-FREE_KEYS = (
-    "log_every",
-    "eval_step",
-    "save_ckpt_step",
-    "max_ckpt_num",
-    "resume",
-    "overwrite",
-    "do_eval",
-    "eval_cfg.batch_size",
-    "device_target",
-    "device_id",
-    "ms_mode",
-    "save_ckpt_path",
-    # how batches reach the device, not which ones (sink.py)
-    "enable_data_sink",
-    "data_sink_steps",
-    # whether a weak teacher may teach: a resumed run's teacher is the one it began with
-    "allow_weak_teacher",
-    # how a step's batch is run, not which rows it holds or the update it makes (the same up
-    # to float rounding): a run that ran out of memory may resume with more micro-batches. A
-    # checkpoint written mid-update holds partial sums of its own micro-batches; it resumes
-    # only with the same number (_check_resume)
-    "gradient_accumulation_steps",
-)
 INPUT_FOLDERS = ("data_dir", "train_data_dir", "eval_data_dir", "schema_dir")
 
 # What a training run writes besides log.txt and config.yaml (which a run that failed at
@@ -107,7 +80,7 @@ def settings_of(config: dict) -> dict:
     values = {
         path: get(config, path)
         for path in key_paths(config)
-        if path not in FREE_KEYS and not is_input(path)
+        if not key_of(path).free and not is_input(path)
     }
     return json.loads(json.dumps(values))  # as they read back from a checkpoint
 
@@ -128,13 +101,6 @@ def run_identity(config: dict, world_size: int = 1) -> dict:
         "settings": settings,
         "inputs": inputs,
     }
-
-
-def bucket_lengths(identity: dict | None) -> tuple:
-    """The bucket lengths a run pads its batches to: those its identity records."""
-    if identity is None:
-        return BUCKET_LENGTHS
-    return tuple(identity["settings"].get("bucket_lengths", BUCKET_LENGTHS))
 
 
 def from_earlier_version(state: dict) -> bool:
@@ -266,9 +232,8 @@ def is_own(path: Path, identity: dict | None) -> bool:
 
 
 def prepare_output(config: dict, rank: int = 0, world_size: int = 1) -> dict:
-    """Check the config's values and the output folder, writing nothing; return the run's
+    """Check the output folder against the run asked for, writing nothing; return the run's
     identity."""
-    validate(config)  # again: Python callers may have changed the loaded config
     output_dir = Path(config["save_ckpt_path"])
     if rank == 0:
         _check_writable(output_dir)

@@ -17,7 +17,7 @@ order; what changes is how the batches reach the device:
   one call, one step, its inputs from the device queue.
 - The host reads the loss (and logs, checkpoints, evaluates) only every `data_sink_steps`
   steps, and at checkpoint, evaluation and epoch boundaries, which keeps checkpoints at the
-  same steps as the host path (`trainer.run_phase` decides where a sink ends).
+  same steps as the host path (`sink_end` decides where a sink ends).
 
 One shape per sunk graph: a device queue holds batches of one shape, so when sinking every
 batch is padded to the records' seq_length (the zoo's fixed padding). The batches themselves,
@@ -25,7 +25,7 @@ which rows in which order, are those of `length_buckets` as set, so a run gives 
 weights (up to float rounding) with and without sinking, and may be resumed either way.
 Length buckets save their padding only on the host path (`enable_data_sink false`).
 
-On CPU `commands` never asks for sinking; `SinkFeed` there iterates the same dataset on the
+On CPU a recipe never asks for sinking; `SinkFeed` there iterates the same dataset on the
 host (what `Model.train` does on CPU), which is how the tests check this path's batches and
 weights against the host path's. The device queue itself is not exercised here (no GPU/Ascend).
 """
@@ -94,16 +94,37 @@ class StepSource:
             raise
 
 
+def sink_end(step: int, stop: int, sink_steps: int, boundaries: tuple) -> int:
+    """Where the sink starting at `step` ends: after `sink_steps` steps, or earlier at the
+    next multiple of any of `boundaries` (steps per epoch, checkpoint and evaluation
+    intervals; 0: none), or at `stop`."""
+    end = min(stop, step + sink_steps)
+    for every in boundaries:
+        if every:
+            end = min(end, (step // every + 1) * every)
+    return end
+
+
 class SinkFeed:
     """Runs steps of `step_cell` on batches that come through the dataset engine.
 
     GPU/Ascend: `mindspore.data_sink`, inputs from the device queue. Elsewhere (CPU): the
-    same dataset iterated on the host. `run(count)` runs `count` steps and returns the last
-    step's outputs without reading them back.
+    same dataset iterated on the host. Iterating gives (steps done, the last step's outputs,
+    not read back) at the end of each sink: `sink_steps` steps, cut at `boundaries`.
     """
 
-    def __init__(self, step_cell, batch_of: Callable[[int], list], start: int, stop: int, names):
+    def __init__(
+        self,
+        step_cell,
+        batch_of: Callable[[int], list],
+        start: int,
+        stop: int,
+        names,
+        sink_steps: int = 1,
+        boundaries: tuple = (),
+    ):
         self.source = StepSource(batch_of, start, stop)
+        self.sink_steps, self.boundaries = sink_steps, boundaries
         self.dataset = ds.GeneratorDataset(
             self.source,
             column_names=list(names),
@@ -123,7 +144,16 @@ class SinkFeed:
             self._iterator = self.dataset.create_tuple_iterator(num_epochs=1)
             self._step = lambda: step_cell(*next(self._iterator))
 
+    def __iter__(self):
+        step, stop = self.source.start, self.source.stop
+        while step < stop:
+            done = sink_end(step, stop, self.sink_steps, self.boundaries)
+            outputs = self.run(done - step)
+            step = done
+            yield done, outputs
+
     def run(self, count: int):
+        """Run the next `count` steps; the last one's outputs."""
         outputs = None
         try:
             for _ in range(count):

@@ -41,13 +41,12 @@ import numpy as np
 from mindspore import Tensor, nn
 from tqdm import tqdm
 
+from tinybert_core import DataError
 from tinybert_data.prefetch import ahead
 from tinybert_model import named_parameters, read_checkpoint, save_checkpoint, write_checkpoint
 
 from .config import MAX_STEPS, ConfigError
 from .data import (
-    BUCKET_LENGTHS,
-    DataError,
     Dataset,
     batch_rows,
     bucket_length,
@@ -108,7 +107,6 @@ class Run:
     log_every: int = 1  # steps between lines in log.txt
     identity: dict | None = None  # runs.run_identity: which checkpoints are this run's
     length_buckets: bool = True  # pad each batch to its length bucket, not to seq_length
-    bucket_lengths: tuple = BUCKET_LENGTHS  # runs.bucket_lengths: those the run began with
     read_ahead: bool = True  # read step n + 1's rows in a thread while step n runs
     data_sink: bool = False  # feed through mindspore.dataset (sink.py); batches at seq_length
     data_sink_steps: int = 1  # with data_sink: steps between reading the loss back
@@ -305,7 +303,11 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
             run.data_sink_steps,
             data.seq_length,
         )
-        feed = SinkFeed(step_cell, batch_of, start, total, phase.inputs)
+        # the host hears back at checkpoints, evaluations and epoch ends, as without sinking
+        boundaries = (per_epoch, run.save_ckpt_step, evaluation.every if evaluation else 0)
+        feed = SinkFeed(
+            step_cell, batch_of, start, total, phase.inputs, run.data_sink_steps, boundaries
+        )
     else:
         feed = HostFeed(
             step_cell,
@@ -316,7 +318,6 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
             micro_batches,
             state.get("micro_step", 0),
         )
-    sink_steps = run.data_sink_steps if run.data_sink else 1
     started = time.perf_counter()
     step = start
 
@@ -325,23 +326,14 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
 
     STOP.training = True
     try:
-        while step < total:
-            # Steps run without the host reading anything back until `done`: a sink ends
-            # where a checkpoint, an evaluation or an epoch does, so they fall on the same
-            # steps as without sinking.
-            done = _sink_end(step, total, per_epoch, sink_steps, run, evaluation)
-            try:
-                outputs = feed.run(done - step)
-            except _StoppedMidStep as stop:  # between two micro-batches of step + 1
-                if run.is_main:
-                    _save_state(phase, step_cell, run, step, best(), stop.micro_step)
-                raise Stopped(STOP.signal, phase.name, step) from None
+        # `done` steps are done: after every step (a sunk run: after each sink's steps)
+        for done, outputs in feed:
+            count, step = done - step, done
             loss, finite, scale = (
                 outputs[0].asnumpy().item(),
                 bool(outputs[1].asnumpy().item()),
                 outputs[2].asnumpy().item(),
             )
-            count, step = done - step, done
             # a step resumed between its micro-batches has no extras of the earlier ones
             if keep_outputs is not None and len(outputs) > 3:
                 keep_outputs(rows_of.rows(done - 1), [_numpy(x) for x in outputs[3:]])
@@ -373,6 +365,10 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
                 _save_state(phase, step_cell, run, done, best())
             if STOP.signal:
                 raise Stopped(STOP.signal, phase.name, done)
+    except _StoppedMidStep as stop:  # between two micro-batches of step + 1
+        if run.is_main:
+            _save_state(phase, step_cell, run, step, best(), stop.micro_step)
+        raise Stopped(STOP.signal, phase.name, step) from None
     finally:
         STOP.training = False
         feed.close()
@@ -381,16 +377,6 @@ def run_phase(phase: Phase, data: Dataset, run: Run, evaluation: Evaluation | No
 
 def _numpy(value) -> np.ndarray:
     return value.asnumpy() if isinstance(value, Tensor) else value
-
-
-def _sink_end(step, total, per_epoch, sink_steps, run: Run, evaluation) -> int:
-    """Where the run of steps starting at `step` ends: after `sink_steps` steps, or earlier
-    at the next checkpoint, evaluation, epoch end or the phase's end."""
-    end = min(total, step + sink_steps, (step // per_epoch + 1) * per_epoch)
-    for every in (run.save_ckpt_step, evaluation.every if evaluation else 0):
-        if every:
-            end = min(end, (step // every + 1) * every)
-    return end
 
 
 class StepBatches:
@@ -467,15 +453,14 @@ class HostFeed:
         else:
             self._batches = ((step, batch_of(step)) for step in steps)
 
-    def run(self, count: int):
-        outputs = None
-        for _ in range(count):
-            _, arrays = next(self._batches)
+    def __iter__(self):
+        """(steps done, the last step's outputs) after each step."""
+        for step, arrays in self._batches:
             if self.micro_batches == 1:
                 outputs = self.step_cell(*[Tensor(x) for x in arrays])
             else:
                 outputs = self._accumulated_step(arrays)
-        return outputs
+            yield step + 1, outputs
 
     def _accumulated_step(self, arrays: list) -> tuple:
         """(mean loss, finite, loss scale, *extras of every row) of one step."""
@@ -530,9 +515,7 @@ def phase_rows(phase: Phase, data: Dataset, run: Run) -> np.ndarray:
 
 def _order(data: Dataset, run: Run, global_batch: int, epoch: int):
     if run.length_buckets:
-        return bucketed_order(
-            data.lengths, global_batch, run.seed, epoch, run.shuffle, run.bucket_lengths
-        )
+        return bucketed_order(data.lengths, global_batch, run.seed, epoch, run.shuffle)
     return epoch_order(data.num_rows, run.seed, epoch, run.shuffle)
 
 
@@ -554,7 +537,7 @@ def step_inputs(
     if not (run.length_buckets and cut):
         return arrays
     global_rows = batch_rows(order, step_in_epoch, phase.batch_size * run.world_size)
-    length = bucket_length(data.lengths[global_rows].max(), data.seq_length, run.bucket_lengths)
+    length = bucket_length(data.lengths[global_rows].max(), data.seq_length)
     return trim(names, arrays, length)
 
 

@@ -8,8 +8,6 @@ BIOES, CLUENER spans), token accuracy, MCC, binary F1, Pearson and Spearman.
 """
 
 from .evaluators import (
-    CLUENER_TAGS,
-    IGNORE_INDEX,
     TASK_METRICS,
     Evaluator,
     RegressionEvaluator,
@@ -22,8 +20,6 @@ from .spans import span_scores, spans_from_cluener, spans_from_tags, tags_from_s
 __version__ = "0.2.0"
 
 __all__ = [
-    "CLUENER_TAGS",
-    "IGNORE_INDEX",
     "TASK_METRICS",
     "Evaluator",
     "RegressionEvaluator",

@@ -18,7 +18,6 @@ import numpy as np
 
 from tinybert_core import (
     CLUENER_TAGS,
-    CLUENER_TYPES,  # noqa: F401 (importable from here, as before)
     IGNORE_INDEX,
     TASKS,
     UnknownTaskError,

@@ -15,7 +15,7 @@ from .checkpoint import (
     save_checkpoint,
     write_checkpoint,
 )
-from .config import BertConfig
+from .config import BertConfig, tiny_config
 from .convert import (
     hf_to_ms,
     ms_to_hf,
@@ -83,6 +83,7 @@ __all__ = [
     "save_checkpoint",
     "tensor_names",
     "tf_to_ms",
+    "tiny_config",
     "write_checkpoint",
     "zoo_to_ms",
 ]

@@ -268,6 +268,25 @@ def _labels_of(id2label) -> list:
     return [ids[str(i)] for i in range(len(ids))]
 
 
+def tiny_config(vocab_size: int, **changes) -> BertConfig:
+    """A BertConfig small enough to build, train and export in a unit test, for tests and
+    examples: 2 layers 32 wide, 2 heads, a feed-forward of 64, 64 positions, and no dropout
+    (MindSpore's dropout masks cannot be replayed, so with it the same weights and data give
+    other numbers each run). `changes` sets any other field: `labels`, `task_type`, a wider
+    `hidden_size`, BERT's 0.1 dropout back."""
+    values = dict(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return BertConfig(**{**values, **changes})
+
+
 PRESETS = {
     "tinybert-4": BertConfig(num_hidden_layers=4, hidden_size=312, intermediate_size=1200),
     "tinybert-6": BertConfig(num_hidden_layers=6, hidden_size=768, intermediate_size=3072),
