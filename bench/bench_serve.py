@@ -1,4 +1,5 @@
-"""tinybert-serve under load (issue 36), on loopback, in one run:
+"""Does tinybert-serve's dynamic batching pay under load, and what do HTTP and the queue cost
+against the model in process? (issue 36) On loopback, in one run:
 
 (a) tinybert-serve with dynamic batching (its defaults);
 (b) the same server with batching off (`--max_batch_requests 1`): one model call per request,
@@ -8,8 +9,8 @@
     cost without HTTP, and at concurrency 1 tinybert-predict's in-process latency.
 
 The model is the demo's student, TinyBERT-4 (4 x 312) for SST-2, on bench_deploy's fastest path
-for one sentence, int8 dynamic on ONNX Runtime: bench_deploy's random TinyBERT-4 checkpoint
-(speed does not depend on the weights) or `--student` (a demo run's td/best.ckpt, or an
+for one sentence, int8 dynamic on ONNX Runtime: a random TinyBERT-4 checkpoint (speed does not
+depend on the weights) or `--student` (a demo run's td/best.ckpt, or an
 exported .onnx used as it is). The load generator is asyncio with one keep-alive HTTP/1.1
 connection per client, each sending one SST-2 dev sentence (data/sst2/dev.tsv) per request and
 the next once answered; each run is bounded by `--requests` and `--seconds`. It shares the
@@ -23,11 +24,11 @@ it (128 against 16) must give only 200s and 503s. Targets: at concurrency 32, (a
 the requests/s of (b) with p99 under 100 ms; at concurrency 1, (a)'s p50 within 1 ms of (c)'s.
 A PNG (throughput and p99 against concurrency) goes to `--plot`.
 
+`--smoke`: 40 requests at concurrency 1 and 8, the plot in a temporary folder: the code runs;
+its figures mean nothing.
+
     python bench/bench_serve.py [--student td/best.ckpt | student.onnx] [--requests 3000]
         [--seconds 20] [--concurrency 1 8 32 128] [--plot docs/serve_load.png] [--smoke]
-
-`--smoke`: a few requests at concurrency 1 and 8, to check that the benchmark runs (no plot
-unless --plot is given).
 """
 
 from __future__ import annotations
@@ -38,15 +39,12 @@ import json
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from bench_deploy import SST2_DEV, random_checkpoint  # noqa: E402  (how benchmarks get a student)
+from common import ROOT, SST2_DEV, machine, pyplot, script, tinybert4_checkpoint
 
 CONFIGURATIONS = {
     "(a) tinybert-serve, batching": [],
@@ -61,8 +59,8 @@ def student(folder: Path, given: str | None) -> Path:
         return Path(given)
     from tinybert_deploy.export import export
 
-    checkpoint = Path(given) if given else random_checkpoint(folder)
-    export(checkpoint, None, folder / "student", "ONNX", quantize="dynamic")
+    checkpoint = Path(given) if given else tinybert4_checkpoint(folder)
+    export(checkpoint, None, folder / "student", quantize="dynamic")
     return folder / "student.int8.onnx"
 
 
@@ -79,10 +77,8 @@ class Server:
     """tinybert-serve in a subprocess on a free loopback port, ready once constructed."""
 
     def __init__(self, model: Path, flags: list):
-        command = [sys.executable, "-m", "tinybert_deploy.serve", "--model", str(model)]
-        self.process = subprocess.Popen(
-            [*command, "--port", "0", *flags], stderr=subprocess.PIPE, text=True
-        )
+        command = [script("tinybert-serve"), "--model", str(model), "--port", "0", *flags]
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         lines = []
         for line in self.process.stderr:
             lines.append(line)
@@ -266,12 +262,9 @@ def targets(results: dict) -> None:
 
 
 def plot(results: dict, model: str, output: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import ScalarFormatter
 
+    plt = pyplot()
     fig, (throughput, latency) = plt.subplots(1, 2, figsize=(11, 4.5))
     for name, by_concurrency in results.items():
         levels = sorted(by_concurrency)
@@ -300,20 +293,19 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=20, help="seconds per run, at most (20)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
-    parser.add_argument("--plot", help="PNG to write (default docs/serve_load.png; none --smoke)")
-    parser.add_argument("--smoke", action="store_true", help="a few requests at 1 and 8")
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "serve_load.png"), help="PNG")
+    parser.add_argument("--smoke", action="store_true", help="a few requests: runs or not")
     args = parser.parse_args()
-    if args.smoke:
-        args.requests, args.seconds, args.concurrency = 40, 5, [1, 8]
-    elif not args.plot:
-        args.plot = str(ROOT / "docs" / "serve_load.png")
     try:
         import prometheus_client  # noqa: F401  (the [serve] extra)
     except ImportError:
         raise SystemExit("bench_serve needs tinybert-deploy[serve] installed") from None
-    print(subprocess.run(["lscpu"], capture_output=True, text=True).stdout, flush=True)
+    print(machine())
     sentences, bodies = sst2_bodies()
     with tempfile.TemporaryDirectory() as folder:
+        if args.smoke:
+            args.requests, args.seconds, args.concurrency = 40, 5, [1, 8]
+            args.plot = str(Path(folder) / "serve_load.png")
         model = student(Path(folder), args.student)
         results = {}
         for name, flags in CONFIGURATIONS.items():
@@ -337,7 +329,6 @@ def main() -> None:
             f"overload, concurrency {overload} against --max_queue {overload // 8}: statuses "
             f"{statuses} (only 200 and 503: {set(statuses) <= {200, 503}})"
         )
-    if args.plot:
         plot(results, label, Path(args.plot))
         print(f"wrote {args.plot}")
 
