@@ -58,7 +58,7 @@ def whole(low: int, high: int | None = None, also=None) -> Check:
     return Check(
         lambda v: (
             (also is not None and v == also)
-            or (_is_whole(v) and v >= low and (high is None or v <= high))
+            or (is_whole(v) and v >= low and (high is None or v <= high))
         ),
         text if also is None else f"{also} or {text}",
         whole=True,
@@ -69,20 +69,20 @@ def number(test: Callable[[float], bool], text: str) -> Check:
     """A finite number for which `test` holds: within float32's range, so not inf (nor NaN,
     which fails every comparison)."""
     return Check(
-        lambda v: _is_number(v) and abs(v) <= FLOAT32_MAX and test(v), f"a finite number {text}"
+        lambda v: is_number(v) and abs(v) <= FLOAT32_MAX and test(v), f"a finite number {text}"
     )
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _is_whole(value) -> bool:
+def is_whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 LAYER_LIST = Check(
-    lambda v: isinstance(v, list) and all(_is_whole(layer) for layer in v),
+    lambda v: isinstance(v, list) and all(is_whole(layer) for layer in v),
     "a list of layer numbers",
 )
 NO_DEFAULT = object()  # the key's default is in the packaged YAML files, per command
@@ -201,7 +201,7 @@ KEYS = {
     ),
     "seed": Key(
         "seed for initial weights and data order",
-        Check(lambda v: _is_whole(v) and 0 <= v < 2**32, "a whole number in [0, 2**32)", True),
+        Check(lambda v: is_whole(v) and 0 <= v < 2**32, "a whole number in [0, 2**32)", True),
     ),
     # inputs (their contents are part of the run's identity, runs.is_input)
     "load_teacher_ckpt_path": Key(

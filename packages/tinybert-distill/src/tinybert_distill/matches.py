@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .config import FLOAT32_MAX, ConfigError
+from .config import FLOAT32_MAX, ConfigError, is_number, is_whole
 from .losses import (
     attention_loss,
     check_layer_map,
@@ -288,26 +288,18 @@ def _match_of_entry(entry, student_layers, teacher_layers, phase, where) -> Matc
     ):
         value = entry[key]
         last = layers - 1 + extra
-        if not _is_whole(value) or not 0 <= value <= last:
+        if not is_whole(value) or not 0 <= value <= last:
             first = " (0: the embedding output)" if extra else ""
             raise ConfigError(
                 f"{where}: {key} {value!r} is not one of the {model}'s {feature} layers, "
                 f"0..{last}{first}"
             )
     weight = entry.get("weight", 1.0)
-    if not _is_number(weight) or not 0 <= weight <= FLOAT32_MAX:  # NaN fails too
+    if not is_number(weight) or not 0 <= weight <= FLOAT32_MAX:  # NaN fails too
         raise ConfigError(f"{where}: weight {weight!r} must be a finite number >= 0")
     return Match(
         feature, entry["loss"], float(weight), entry["student_layer"], entry["teacher_layer"]
     )
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_whole(value) -> bool:
-    return _is_number(value) and isinstance(value, int)
 
 
 def _flow(entry: dict) -> str:
