@@ -8,7 +8,9 @@ ours (tinybert-export's graph)                peers
 - ONNX Runtime fp32 and int8 dynamic on the   - ONNX Runtime int8 (dynamic) on that graph
   fused graph (`export(fused=True)`)          - ONNX Runtime int8 on that graph after ONNX
 - OpenVINO fp32; bf16 on bf16 CPUs              Runtime's transformer optimizer (model_type
-                                                bert, 12 heads; skipped without sympy)
+- OpenVINO on the static int8 file: int8, the   bert, 12 heads; skipped without sympy)
+  rest in bf16 on bf16 CPUs (fp32 elsewhere)  - OpenVINO on that graph, bf16 on bf16 CPUs
+                                                (fp32 elsewhere)
 
 Speed (`--parts speed`, the default): TinyBERT-4 (4 x 312, 1200, 12 heads, random weights:
 speed does not depend on them) at batch 32 x 128 and 1 x 32, with full rows and with the
@@ -17,9 +19,11 @@ is the median over `--repeats` rounds; ONNX Runtime's thread spinning is off eve
 path does not run against the previous one's spinning threads. Then the fastest of ours against
 the fastest peer at each shape, `tinybert-predict`'s single-sentence latency (Python API,
 tokenization included) p50/p99 on the fp32 and the int8 file, and a bar chart (`--plot`). For
-the fastest paths, the operations per second achieved (the dense work of a TinyBERT-4 classifier
-at that shape, every token of every layer) against the CPU's peak for that precision, from its
-flags and clock (`cpu_peak`), so that the distance to the hardware's limit is a number.
+the fastest paths, the operations per second achieved (the matrix products the path's graph
+computes: ours, the real tokens and a last layer of [CLS]; a peer's, every cell of every layer)
+against the CPU's peak for that precision, from its flags and clock (`cpu_peak`), so that the
+distance to the hardware's limit is a number; and the operators ONNX Runtime runs our int8
+graph with, after its own fusions.
 
 Accuracy (`--parts accuracy --student S`): each precision of a trained checkpoint or its
 exported .onnx against its fp32 on real dev data, `--task sst2` (872 rows; bar: at most 0.5
@@ -174,8 +178,9 @@ def paths(folder: Path) -> tuple:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from tinybert_deploy import OnnxModel, choose_runtime
+    from tinybert_deploy import OnnxModel
     from tinybert_deploy.export import export
+    from tinybert_deploy.runtime import has_fast_bf16
 
     checkpoint = tinybert4_checkpoint(folder)
     ours = export(checkpoint, None, folder / "tinybert4", quantize="dynamic")  # + .int8.onnx
@@ -193,6 +198,19 @@ def paths(folder: Path) -> tuple:
         if runtime == "openvino":
             model.use_openvino(precision, THREADS)
         return lambda feed: model.logits(feed["input_ids"], feed["segment_ids"], feed["input_mask"])
+
+    def openvino_peer(path, precision):
+        import openvino
+
+        config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": THREADS}
+        core = openvino.Core()
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        request, output = compiled.create_infer_request(), compiled.output("logits")
+        names = {"input_ids": "input_ids", "attention_mask": "input_mask"}
+        names["token_type_ids"] = "segment_ids"
+        return lambda feed: request.infer(
+            {n: feed[ours].astype(np.int64) for n, ours in names.items()}
+        )[output]
 
     def ort(path):  # the peer graph's inputs: int64, transformers' names
         session = ort_session(path)
@@ -225,19 +243,33 @@ def paths(folder: Path) -> tuple:
         "ours: ORT int8 dynamic, fused ops": mine(folder / "fused.int8.onnx"),
         "ours: OpenVINO fp32": mine(ours, "openvino"),
     }
-    if choose_runtime(quantized=False) == ("openvino", "bf16"):  # a CPU with bf16 hardware
+    bf16 = has_fast_bf16()
+    if bf16:
         result["ours: OpenVINO bf16"] = mine(ours, "openvino", "bf16")
+    static_precision = "bf16" if bf16 else "fp32"
+    result[f"ours: OpenVINO int8 static{' + bf16' if bf16 else ''}"] = mine(
+        folder / "static.int8.onnx", "openvino", static_precision
+    )
     result["peer: PyTorch eager fp32 (SDPA)"] = pytorch(False)
     result["peer: PyTorch bf16 autocast"] = pytorch(True)
     result["peer: ORT fp32, PyTorch-exported graph"] = ort(peer)
     result["peer: ORT int8, PyTorch-exported graph"] = ort(folder / "torch.int8.onnx")
     if optimized_peer is not None:
         result["peer: ORT int8, PyTorch graph + ORT optimizer"] = ort(optimized_peer)
+    precision = "bf16" if bf16 else "f32"
+    result[f"peer: OpenVINO {precision}, PyTorch-exported graph"] = openvino_peer(peer, precision)
     return result, ours, folder / "tinybert4.int8.onnx"
 
 
+# Between two paths: PyTorch's OpenMP threads and OpenVINO's TBB workers busy-wait for a while
+# after their work (ONNX Runtime's spinning is off), on the cores the next path wants.
+SETTLE_SECONDS = 0.02
+
+
 def interleaved(runs: dict, inputs: dict, repeats: int) -> dict:
-    """name -> shape label -> median seconds; each round runs every path once per shape."""
+    """name -> shape label -> median seconds; each round runs every path once per shape: after
+    the previous path's threads have settled, one untimed run (its own threads awake, as in
+    back-to-back calls), then the timed one."""
     times = {name: {label: [] for label in inputs} for name in runs}
     for run in runs.values():  # warm-up: first runs allocate and pick kernels
         for feed in inputs.values():
@@ -246,6 +278,8 @@ def interleaved(runs: dict, inputs: dict, repeats: int) -> dict:
     for _ in range(repeats):
         for label, feed in inputs.items():
             for name, run in runs.items():
+                time.sleep(SETTLE_SECONDS)
+                run(feed)
                 started = time.perf_counter()
                 run(feed)
                 times[name][label].append(time.perf_counter() - started)
@@ -259,9 +293,10 @@ def accuracy(student: Path, folder: Path, task: str, dev_file: Path, calibration
     """name -> (the task's main dev metric, agreement with fp32's predictions) for every
     precision of `student`, a checkpoint or an exported .onnx (the bf16 figure is emulated where
     the CPU has no bf16 hardware). Agreement: of rows, or for token tasks of real tokens."""
-    from tinybert_deploy import OnnxModel, choose_runtime, evaluate, task_columns
+    from tinybert_deploy import OnnxModel, evaluate, task_columns
     from tinybert_deploy.export import export
     from tinybert_deploy.quantize import bf16_emulated
+    from tinybert_deploy.runtime import has_fast_bf16
 
     fp32 = student if student.suffix == ".onnx" else export(student, None, folder / "student")
     calibration = ("--calibration_data", calibration_file, "--calibration_rows", 256)
@@ -274,12 +309,16 @@ def accuracy(student: Path, folder: Path, task: str, dev_file: Path, calibration
         "int8 static QDQ": OnnxModel(folder / "student.static.onnx"),
         "OpenVINO fp32": OnnxModel(fp32, runtime="openvino"),
     }
-    if choose_runtime(quantized=False) == ("openvino", "bf16"):
+    if has_fast_bf16():
         bf16 = OnnxModel(fp32)
         bf16.use_openvino("bf16")
     else:
         bf16 = bf16_emulated(fp32)
     models[f"bf16 ({bf16.description})"] = bf16
+    static = OnnxModel(folder / "student.static.onnx", runtime="openvino")
+    if has_fast_bf16():
+        static.use_openvino("bf16")
+    models[f"int8 static QDQ ({static.description})"] = static
     dev = task_columns(task, dev_file, None, models["fp32"])
 
     def predictions(model):  # batches of 32 in file order (evaluate() sorts by length)
@@ -341,17 +380,43 @@ def plot(figures: dict, output: Path) -> None:
     fig.savefig(output, dpi=110)
 
 
-def dense_operations(feed: dict) -> float:
-    """Operations (2 per multiply-add of the matrix products) of a TinyBERT-4 classifier on
-    `feed`, every token of every layer: the work a graph that skips nothing does."""
+def operations(feed: dict, skips: bool) -> float:
+    """Operations (2 per multiply-add) of a TinyBERT-4 classifier's matrix products on `feed`:
+    with `skips` (our graph), the projections of the real tokens alone and a last layer whose
+    queries, attention output and feed-forward block are the [CLS] rows; without, every cell of
+    every layer, as a graph that skips nothing computes them. The attention products span the
+    [batch, sequence] grid either way."""
     width, inner, layers = (
         TINYBERT_4[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers")
     )
     batch, seq = feed["input_ids"].shape
-    per_token = 4 * width * width + 2 * width * inner  # query, key, value, output; FFN in, out
-    per_query = 2 * seq * width  # the scores and the context
+    tokens = int(np.maximum(feed["input_mask"], np.eye(1, seq)).sum()) if skips else batch * seq
+    row_work = 4 * width * width + 2 * width * inner  # query, key, value, output; FFN in, out
+    attention = 2 * width * seq  # the scores and the context of one query
+    layer = tokens * row_work + batch * seq * attention
+    last = layer
+    if skips:  # keys and values of every token, the rest for [CLS]
+        last = tokens * 2 * width * width + batch * (row_work - 2 * width * width + attention)
     head = batch * (width * width + 2 * width)  # pooler, classifier
-    return 2.0 * (layers * batch * seq * (per_token + per_query) + head)
+    return 2.0 * ((layers - 1) * layer + last + head)
+
+
+def optimized_ops(path: Path) -> dict:
+    """op type -> count in the graph ONNX Runtime runs for the model at `path`, after its own
+    fusions."""
+    import onnx
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as folder:
+        options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
+        onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath).graph
+    counts = {}
+    for node in graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def cpu_peak() -> dict:
@@ -417,13 +482,14 @@ def speed(folder: Path, args) -> None:
             f"{theirs * 1000:.2f} ms: ours {theirs / mine:.2f}x the peer's speed"
         )
         for name in (ours_best, peer_best):
-            achieved = dense_operations(inputs[label]) / figures[name][label]
-            peak = limit["peaks"][precision_of(name)]
+            work = operations(inputs[label], skips=name.startswith("ours"))
+            achieved, peak = work / figures[name][label], limit["peaks"][precision_of(name)]
             print(
-                f"  {name}: {dense_operations(inputs[label]) / 1e9:.2f} G dense ops, "
-                f"{achieved / 1e12:.3f} T ops/s = {achieved / peak:.1%} of the CPU's "
-                f"{precision_of(name)} peak ({peak / achieved:.1f}x from the limit)"
+                f"  {name}: {work / 1e9:.2f} G ops computed, {achieved / 1e12:.3f} T ops/s = "
+                f"{achieved / peak:.1%} of the CPU's {precision_of(name)} peak "
+                f"({peak / achieved:.1f}x from the limit)"
             )
+    print(f"ONNX Runtime runs our int8 graph ({int8.name}) as: {optimized_ops(int8)}")
     plot(figures, Path(args.plot))
     print(f"wrote {args.plot}")
     rounds = 5 if args.smoke else max(args.repeats * 20, 300)

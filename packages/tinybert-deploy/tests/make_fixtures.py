@@ -7,10 +7,15 @@
 - sst2_tiny.onnx, cluener_tiny.onnx: 2-layer, 32-wide random models over those vocabularies,
   exported with tinybert-export's ONNX writer (weights don't matter for what the tests check:
   shapes, batching, decoding, metrics plumbing).
+- sst2_tiny.static.int8.onnx: sst2_tiny.onnx in static int8 (QDQ), calibrated on 64 SST-2
+  train rows, for the OpenVINO int8 path (the [openvino] session has no onnx to quantize with).
 - wrong_inputs.onnx: a graph whose inputs are not ours.
+
+    python tests/make_fixtures.py static_int8   # that one file alone, from the committed model
 """
 
 import os
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -20,7 +25,9 @@ import onnx
 from onnx import TensorProto, helper
 
 from tinybert_data import BertTokenizer, get_task
+from tinybert_deploy import OnnxModel, task_columns
 from tinybert_deploy.export import export
+from tinybert_deploy.quantize import quantize_model
 from tinybert_model import (
     BertForSequenceClassification,
     BertForTokenClassification,
@@ -61,6 +68,12 @@ def tiny_model(
         export(checkpoint, task, HERE / name, "ONNX")
 
 
+def static_int8(model: Path, output: Path) -> None:
+    train = SHARED / "sst2" / "train.tsv"
+    calibration = task_columns("sst2", train, HERE / "vocab_en.txt", OnnxModel(model), rows=64)
+    quantize_model(model, output, "static", calibration, rows=64)
+
+
 def wrong_inputs_model(path: Path) -> None:
     node = helper.make_node("Identity", ["tokens"], ["logits"])
     graph = helper.make_graph(
@@ -75,6 +88,9 @@ def wrong_inputs_model(path: Path) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["static_int8"]:
+        static_int8(HERE / "sst2_tiny.onnx", HERE / "sst2_tiny.static.int8.onnx")
+        return
     english = small_vocab(
         "sst2",
         SHARED / "sst2" / "dev.tsv",
@@ -92,6 +108,7 @@ def main() -> None:
     )
     tags = get_task("cluener").labels
     tiny_model(BertForTokenClassification, chinese, list(tags), "ner", "cluener_tiny", "cluener")
+    static_int8(HERE / "sst2_tiny.onnx", HERE / "sst2_tiny.static.int8.onnx")
     wrong_inputs_model(HERE / "wrong_inputs.onnx")
 
 

@@ -252,8 +252,9 @@ def test_fused_graph_holds_onnx_runtimes_fused_ops(tmp_path, vocab_en):
 
 
 def test_standard_graph_fuses_in_onnx_runtime(tmp_path):
-    """What ONNX Runtime fuses in the standard graph: every projection into a Gemm, the Erf GELU
-    into one Gelu op."""
+    """What ONNX Runtime fuses in the standard graph: every projection into a Gemm (a layer's
+    query, key and value are one; the last layer's [CLS] query its own), the Erf GELU into one
+    Gelu op, the keys' Transpose into the scores' MatMul: the graph holds no Transpose."""
     checkpoint = tiny_checkpoint(
         tmp_path / "m.ckpt", BertForSequenceClassification, "classification", ["0", "1"]
     )
@@ -263,7 +264,9 @@ def test_standard_graph_fuses_in_onnx_runtime(tmp_path):
     onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     ops = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
     assert ops.count("Gelu") == LAYERS and "Erf" not in ops
-    assert ops.count("Gemm") + ops.count("FusedGemm") == 6 * LAYERS + 2  # + pooler, classifier
+    # 4 a layer, the last layer's query, the pooler, the classifier
+    assert ops.count("Gemm") + ops.count("FusedGemm") == 4 * LAYERS + 3
+    assert "Transpose" not in ops and ops.count("FusedMatMul") == LAYERS
 
 
 def test_real_size_model_matches(tmp_path):

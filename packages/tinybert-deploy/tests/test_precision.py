@@ -17,7 +17,7 @@ from pathlib import Path  # noqa: E402
 
 from real_students import real_student  # noqa: E402
 
-from tinybert_deploy import OnnxModel, evaluate, task_columns  # noqa: E402
+from tinybert_deploy import DeployError, OnnxModel, evaluate, task_columns  # noqa: E402
 from tinybert_deploy.export import export, export_onnx  # noqa: E402
 from tinybert_deploy.quantize import bf16_emulated, quantize_model, round_bf16  # noqa: E402
 from tinybert_deploy.runtime import (  # noqa: E402
@@ -103,6 +103,27 @@ def test_int8_stays_close(student, mode):
     assert agreement >= least_agreement and abs(change) <= largest_change, (agreement, change)
 
 
+def test_openvino_runs_static_int8(student):
+    """OpenVINO runs a static int8 (QDQ) file's products in int8, the rest in fp32 (or bf16 on
+    bf16 hardware, which --runtime auto takes there), within static int8's bars against fp32
+    and predicting as ONNX Runtime does on the same file."""
+    pytest.importorskip("openvino")
+    path = quantize_model(
+        student["fp32"], student["folder"] / "ov_static.onnx", "static", student["calibration"], 128
+    )
+    dev, fp32, ort = student["dev"], OnnxModel(student["fp32"]), OnnxModel(path)
+    engines = [OnnxModel(path, runtime="openvino")]
+    assert (engines[0].runtime, engines[0].precision) == ("openvino", "int8")
+    if has_fast_bf16():
+        engines.append(OnnxModel(path, runtime="auto"))
+        assert (engines[1].runtime, engines[1].precision) == ("openvino", "int8 + bf16")
+    reference, fp32_accuracy = predictions(ort, dev), evaluate(fp32, "sst2", dev)["accuracy"]
+    for model in engines:
+        assert np.mean(predictions(model, dev) == reference) >= 0.95, model.description
+        change = evaluate(model, "sst2", dev)["accuracy"] - fp32_accuracy
+        assert abs(change) <= INT8_BARS["static"][1], (model.description, change)
+
+
 def _logit_error(path, student) -> float:
     """Mean absolute difference from fp32's logits over the dev rows."""
     dev, fp32, model = student["dev"], OnnxModel(student["fp32"]), OnnxModel(path)
@@ -148,7 +169,9 @@ def test_int8_weights_are_per_channel_7_bit_with_a_float_head(student, mode):
     model = onnx.load(str(quantize_model(student["fp32"], path, mode, student["calibration"], 128)))
     tensors = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     quantized = {n[: -len("_quantized")]: v for n, v in tensors.items() if n.endswith("_quantized")}
-    assert len(quantized) == 6 * 4  # query, key, value, attention output, FFN in, FFN out
+    # a layer's query, key and value are one product (the last layer's [CLS] query its own),
+    # then attention output, FFN in, FFN out
+    assert len(quantized) == 4 * 4 + 1
     for name, value in quantized.items():
         assert value.dtype == np.int8 and value.min() >= -64 and value.max() <= 64, name
         assert tensors[f"{name}_scale"].shape == (value.shape[1],), name
@@ -172,17 +195,20 @@ def test_dynamic_int8_is_closer_to_fp32_than_plain_quantize_dynamic(student):
 def test_bf16_is_refused_without_the_hardware(student):
     if has_fast_bf16():
         pytest.skip("this CPU has bf16 hardware")
-    from tinybert_deploy import DeployError
-
     with pytest.raises(DeployError, match="AVX512-BF16 or AMX"):
         OnnxModel(student["fp32"]).use_openvino("bf16")
 
 
 def test_choose_runtime():
-    assert choose_runtime(False, {"avx2"}, openvino=True) == ("onnxruntime", "fp32")
-    assert choose_runtime(False, {"avx512_bf16"}, openvino=True) == ("openvino", "bf16")
-    assert choose_runtime(False, {"amx_bf16"}, openvino=False) == ("onnxruntime", "fp32")
-    assert choose_runtime(True, {"amx_bf16"}, openvino=True) == ("onnxruntime", "int8")
+    assert choose_runtime("none", {"avx2"}, openvino=True) == ("onnxruntime", "fp32")
+    assert choose_runtime("none", {"avx512_bf16"}, openvino=True) == ("openvino", "bf16")
+    assert choose_runtime("none", {"amx_bf16"}, openvino=False) == ("onnxruntime", "fp32")
+    assert choose_runtime("dynamic", {"amx_bf16"}, openvino=True) == ("onnxruntime", "int8")
+    assert choose_runtime("static", {"avx512_bf16"}, openvino=True) == ("openvino", "bf16")
+    assert choose_runtime("static", {"avx512_bf16"}, openvino=False) == ("onnxruntime", "int8")
+    assert choose_runtime("static", {"avx2"}, openvino=True) == ("onnxruntime", "int8")
+    with pytest.raises(DeployError, match="quantization must be one of"):
+        choose_runtime("int4")
 
 
 def test_openvino_computes_what_onnxruntime_computes(student):

@@ -165,3 +165,28 @@ def test_wrong_task(sst2_model, vocab_en, capsys):
 def test_eval_onnx_needs_a_vocab_for_raw_files(sst2_model, sst2_dev):
     with pytest.raises(DeployError, match="needs --vocab"):
         task_columns("sst2", sst2_dev, None, OnnxModel(sst2_model), 128)
+
+
+def test_openvino_runs_a_static_int8_file(sst2_dev, vocab_en):
+    """OpenVINO ([openvino] extra) takes a static int8 (QDQ) file as int8, with the rest of the
+    work in fp32, or in bf16 where the CPU has bf16 hardware and --runtime auto chooses it;
+    its logits are ONNX Runtime's on the same file."""
+    pytest.importorskip("openvino")
+    from conftest import FIXTURES
+
+    from tinybert_deploy.runtime import has_fast_bf16
+
+    path = FIXTURES / "sst2_tiny.static.int8.onnx"
+    ort = OnnxModel(path, runtime="onnxruntime")
+    assert ort.quantization == "static" and ort.precision == "int8"
+    columns = task_columns("sst2", sst2_dev, vocab_en, ort, rows=64)
+    inputs = [columns[n] for n in ("input_ids", "segment_ids", "input_mask")]
+    reference = ort.logits(*inputs)
+    engines = [OnnxModel(path, runtime="openvino")]
+    assert (engines[0].runtime, engines[0].precision) == ("openvino", "int8")
+    if has_fast_bf16():
+        engines.append(OnnxModel(path, runtime="auto"))
+        assert (engines[1].runtime, engines[1].precision) == ("openvino", "int8 + bf16")
+    for model in engines:
+        error = np.abs(model.logits(*inputs) - reference).max()
+        assert error < 0.05 * np.abs(reference).max() + 1e-3, (model.precision, error)

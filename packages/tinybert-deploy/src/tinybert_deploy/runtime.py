@@ -45,6 +45,7 @@ from .errors import DeployError
 log = logging.getLogger("tinybert_deploy")
 
 RUNTIMES = ("auto", "onnxruntime", "openvino")
+QUANTIZATIONS = ("none", "dynamic", "static")  # a model's `quantization` metadata
 # Rows per model call. A CPU runs no faster beyond a few dozen (docs/RESULTS.md), while memory
 # grows with the rows: 1,024 rows of 512 tokens hold ~13 GB of attention scores in a 12-head
 # model. A larger value is a typo, refused before anything runs.
@@ -110,17 +111,24 @@ def openvino_available() -> bool:
     return True
 
 
-def choose_runtime(quantized: bool, flags=None, openvino: bool | None = None) -> tuple:
-    """(runtime, precision) that runs this model fastest here, as measured in
-    bench/bench_deploy.py (docs/RESULTS.md): an fp32 model goes to OpenVINO in bf16 where the CPU
-    has bf16 hardware and OpenVINO is installed; everything else to ONNX Runtime, int8 models as
-    quantized. On an AVX2 CPU, ORT fp32 was 1.16-1.28x faster than OpenVINO fp32 at batch 1
-    (what prediction needs) and OpenVINO 1.25x faster at batch 32 x 128 (choose it for bulk
-    scoring with runtime="openvino")."""
+def choose_runtime(quantization: str = "none", flags=None, openvino: bool | None = None) -> tuple:
+    """(runtime, precision) that runs a model of this `quantization` ("none", "dynamic" or
+    "static": `OnnxModel.quantization`) fastest here, as measured in bench/bench_deploy.py
+    (docs/RESULTS.md). Where the CPU has bf16 hardware and OpenVINO is installed, an fp32 model
+    runs on OpenVINO in bf16 and a static int8 (QDQ) model on OpenVINO in int8 with the rest of
+    its work in bf16 ("int8 + bf16": 1.3x ONNX Runtime's dynamic int8 at 32 x 128 on an AMD EPYC
+    with AVX512-BF16); everything else on ONNX Runtime, int8 models as quantized (ONNX Runtime's
+    dynamic int8 stays the fastest for one sentence). On an AVX2 CPU, ORT fp32 was 1.16-1.28x
+    faster than OpenVINO fp32 at batch 1 and OpenVINO 1.25x faster at batch 32 x 128 (choose it
+    for bulk scoring with runtime="openvino")."""
+    if quantization not in QUANTIZATIONS:
+        raise DeployError(
+            f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}"
+        )
     openvino = openvino_available() if openvino is None else openvino
-    if not quantized and openvino and has_fast_bf16(flags):
+    if quantization != "dynamic" and openvino and has_fast_bf16(flags):
         return "openvino", "bf16"
-    return "onnxruntime", "int8" if quantized else "fp32"
+    return "onnxruntime", "fp32" if quantization == "none" else "int8"
 
 
 class OnnxModel:
@@ -184,7 +192,7 @@ class OnnxModel:
         self._check_graph()
         self.runtime, self.precision = "onnxruntime", "int8" if self.quantized else "fp32"
         if runtime == "auto":
-            runtime, precision = choose_runtime(self.quantized)
+            runtime, precision = choose_runtime(self.quantization)
             if runtime == "openvino":
                 self.use_openvino(precision, threads)
         elif runtime == "openvino":
@@ -196,6 +204,8 @@ class OnnxModel:
         wrong = partial(_wrong_metadata, self.path)
         if self.task_type not in TASK_TYPES:
             wrong(f"task_type {self.task_type!r} is none of {', '.join(TASK_TYPES)}")
+        if self.quantization not in QUANTIZATIONS:
+            wrong(f"quantization {self.quantization!r} is none of {', '.join(QUANTIZATIONS)}")
         if self.labels is not None:
             if not all(isinstance(label, str) for label in self.labels):
                 wrong(f"labels {self.labels!r} are not all names (strings)")
@@ -279,7 +289,9 @@ class OnnxModel:
         return self.quantization != "none"
 
     def use_openvino(self, precision: str = "fp32", threads=None) -> None:
-        """Run the model with OpenVINO (extra `tinybert-deploy[openvino]`) in fp32 or bf16.
+        """Run the model with OpenVINO (extra `tinybert-deploy[openvino]`) in fp32 or bf16: of
+        an int8 model, the work that is not quantized (the attention products, norms,
+        activations, the task head) runs in that precision, the quantized products in int8.
 
         bf16 needs AVX512-BF16 or AMX; OpenVINO would silently compute in fp32 elsewhere, so bf16
         is refused there."""
@@ -308,7 +320,11 @@ class OnnxModel:
             return request.infer(feed)[output]
 
         self._run = run
-        self.runtime, self.precision = "openvino", precision
+        self.runtime = "openvino"
+        if self.quantized:
+            self.precision = "int8 + bf16" if precision == "bf16" else "int8"
+        else:
+            self.precision = precision
 
     def _run(self, feed):
         return self.session.run(["logits"], feed)[0]
