@@ -251,6 +251,13 @@ def targets(results: dict) -> None:
             f"{'met' if ratio >= 3 else 'NOT met'}), p99 {p99:.1f} ms (under 100: "
             f"{'met' if p99 < 100 else 'NOT met'})"
         )
+        if 32 in in_process:  # what no server can pass: the model alone, batches of 32
+            ceiling = in_process[32]["rps"] / per_request[32]["rps"]
+            print(
+                f"  the model in process, batches of 32, no HTTP: {in_process[32]['rps']:.0f} "
+                f"sentences/s, {ceiling:.2f}x (b)'s requests/s; (a) reaches "
+                f"{batching[32]['rps'] / in_process[32]['rps']:.0%} of it"
+            )
     if 1 in batching:
         gap = (batching[1]["p50"] - in_process[1]["p50"]) * 1000
         print(

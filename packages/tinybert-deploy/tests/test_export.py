@@ -188,6 +188,37 @@ def test_removing_padding_keeps_every_row(tmp_path):
     assert packed.logits(*columns).shape == (5, 2)
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["standard ops", "fused ops"])
+def test_padding_past_the_longest_row_costs_nothing(tmp_path, fused):
+    """A batch padded to 64 positions whose longest row (a hole in it) ends at position 9
+    gives the logits of the same batch cut to 9, and its attention spans 9 positions."""
+    checkpoint = sharpened(
+        tiny_checkpoint(
+            tmp_path / "m.ckpt", BertForSequenceClassification, "classification", ["0", "1"]
+        )
+    )
+    path = export_onnx(checkpoint, tmp_path / "m.onnx", "sst2", fused=fused)
+    input_ids, segment_ids, input_mask = random_inputs(4, 64, 500, np.random.default_rng(8))
+    input_mask[:] = 0
+    input_mask[0, :9] = 1
+    input_mask[0, 4:6] = 0  # a hole: the row still reaches position 8
+    input_mask[1, :3] = 1  # row 2 and 3: [CLS] alone is computed
+    padded = (input_ids, segment_ids, input_mask)
+    cut = tuple(column[:, :9] for column in padded)
+    model = onnx.load(str(path))
+    attention = [n for n in model.graph.node if n.op_type in ("Softmax", "MultiHeadAttention")]
+    model.graph.output.append(onnx.helper.make_empty_tensor_value_info(attention[0].output[0]))
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (logits_padded, attended), (logits_cut, _) = (
+        session.run(None, dict(zip(FEEDS, inputs))) for inputs in (padded, cut)
+    )
+    assert np.abs(logits_padded - logits_cut).max() < 1e-5 * np.abs(logits_cut).max()
+    positions = attended.shape[-1] if not fused else attended.shape[1]
+    assert positions == 9
+
+
 def test_fused_graph_holds_onnx_runtimes_fused_ops(tmp_path, vocab_en):
     """`fused=True`: ONNX Runtime keeps its fused operators (they are there before it optimizes,
     not left to its pattern matching), the model still describes itself, and int8 quantization

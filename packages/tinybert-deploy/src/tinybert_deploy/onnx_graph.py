@@ -17,6 +17,9 @@ Work left out (issue 37):
   and values are gathered into it (a padded position takes the row of the real token before
   it: its key is masked by the -10000 penalty, its query's output is never read) and the
   context gathered back out. Position 0 ([CLS]) always counts as real, so no row is empty.
+  First of all its inputs are cut after the batch's last real token, so a batch padded past
+  its longest row (fixed-length pipelines pad to seq_length) spans no more positions than
+  that row in the attention products either.
 - A tagger outputs every token: its graph computes every position of every layer.
 - Nothing is moved twice: a layer's query, key and value projections are one matrix product
   (their weights side by side: one int8 quantization of its input, one larger GEMM), and each
@@ -176,13 +179,15 @@ class TokenRows:
     the two: every cell in order (`packed=False`), or the real tokens alone (see the module's
     docstring)."""
 
-    def __init__(self, g: GraphBuilder, batch: str, sequence: str, positions: str, packed: bool):
-        self.g, self.batch, self.sequence, self.packed = g, batch, sequence, packed
+    def __init__(
+        self, g: GraphBuilder, mask: str, batch: str, sequence: str, positions: str, packed: bool
+    ):
+        self.g, self.mask, self.batch, self.sequence, self.packed = g, mask, batch, sequence, packed
         if not packed:
             return
         # real tokens, [CLS] always among them: [batch * sequence] booleans
         first = g.op("Equal", positions, g.constant(0, np.int64))
-        real = g.op("Or", g.op("Cast", "input_mask", to=TensorProto.BOOL), first)
+        real = g.op("Or", g.op("Cast", mask, to=TensorProto.BOOL), first)
         real = g.op("Reshape", real, g.constant([-1], np.int64))
         self.kept = g.op("Reshape", g.op("NonZero", real), g.constant([-1], np.int64))
         # for each grid cell, its row in the token matrix (a padded cell: the real one before it)
@@ -196,7 +201,7 @@ class TokenRows:
         (written when the first head layout asks for them)."""
         if not hasattr(self, "kept"):
             g = self.g
-            cells = g.op("Size", "input_ids")
+            cells = g.op("Size", self.mask)
             self.kept = self.grid_rows = g.op(
                 "Range", g.constant(0, np.int64), cells, g.constant(1, np.int64)
             )
@@ -280,7 +285,7 @@ class _EncoderWriter:
             "Concat", batch, g.constant([self.heads, 1, self.head_size], np.int64), axis=0
         )
         # [b, 1, 1, s]: 0 at real keys, -10000 at padding
-        mask = g.op("Cast", "input_mask", to=TensorProto.FLOAT)
+        mask = g.op("Cast", rows.mask, to=TensorProto.FLOAT)
         bias = g.op("Mul", g.op("Sub", g.constant(1.0), mask), g.constant(MASK_PENALTY))
         self.mask_bias = g.op("Unsqueeze", bias, g.constant([1, 2], np.int64))
 
@@ -359,7 +364,7 @@ class _EncoderWriter:
             g.op("Reshape", key, self.grid_3d),
             g.op("Reshape", value, self.grid_3d),
             "",  # no bias: the projections added theirs
-            "input_mask",
+            rows.mask,
             num_heads=self.heads,
             scale=1.0,
             mask_filter_value=MASK_PENALTY,
@@ -388,6 +393,24 @@ class _EncoderWriter:
         return getattr(g, ACTIVATIONS[activation])(g.dense(x, "intermediate", layer))
 
 
+def cut_trailing_padding(g: GraphBuilder) -> dict:
+    """The three inputs cut after the batch's last real token ([CLS], position 0, counts as
+    real): a batch padded beyond its longest row, as fixed-length pipelines pad to
+    seq_length, costs no work for the positions no row reaches (the attention products grow
+    with the square of the length)."""
+    sequence = g.op("Gather", g.op("Shape", "input_mask"), g.constant(1, np.int64), axis=0)
+    one = g.constant(1, np.int64)
+    reach = g.op(  # [b, s]: position + 1 at real tokens, 0 at padding
+        "Mul",
+        g.op("Cast", "input_mask", to=TensorProto.INT64),
+        g.op("Range", one, g.op("Add", sequence, one), one),
+    )
+    length = g.op("Max", g.op("ReduceMax", reach, keepdims=0), one)
+    ends = g.op("Unsqueeze", length, g.constant([0], np.int64))
+    starts, axes = g.constant([0], np.int64), g.constant([1], np.int64)
+    return {name: g.op("Slice", name, starts, ends, axes) for name in INPUTS}
+
+
 def build_graph(
     tensors: dict,
     config,
@@ -413,14 +436,19 @@ def build_graph(
     g = GraphBuilder(tensors, architecture)
     hidden_size = config.hidden_size
 
+    columns = dict(zip(INPUTS, INPUTS))  # what the layers read: the inputs, or cut
+    if classifier and remove_padding:
+        columns = cut_trailing_padding(g)
+    input_ids, segment_ids, input_mask = (columns[name] for name in INPUTS)
+
     # sizes read from the input, so that both axes stay dynamic
-    shape = g.op("Shape", "input_ids")
+    shape = g.op("Shape", input_ids)
     batch = g.op("Slice", shape, g.constant([0], np.int64), g.constant([1], np.int64))
     sequence = positions = None
     if not fused or (classifier and remove_padding):
         sequence = g.op("Gather", shape, g.constant(1, np.int64), axis=0)
         positions = g.op("Range", g.constant(0, np.int64), sequence, g.constant(1, np.int64))
-    rows = TokenRows(g, batch, sequence, positions, packed=classifier and remove_padding)
+    rows = TokenRows(g, input_mask, batch, sequence, positions, classifier and remove_padding)
 
     # embeddings: word + position (0 .. sequence-1) + segment, normalized, as token rows
     if fused:
@@ -429,8 +457,8 @@ def build_graph(
         norm = g.names("embeddings_norm")
         embedded = g.fused(
             "EmbedLayerNormalization",
-            "input_ids",
-            "segment_ids",
+            input_ids,
+            segment_ids,
             *(g.weight(name) for name in (*tables, *norm)),
             epsilon=float(config.layer_norm_eps),
             outputs=2,  # the second, a mask index, is read by nothing
@@ -441,10 +469,10 @@ def build_graph(
             "Add",
             g.op(
                 "Add",
-                g.embedding("word_embeddings", "input_ids"),
+                g.embedding("word_embeddings", input_ids),
                 g.embedding("position_embeddings", positions),
             ),
-            g.embedding("token_type_embeddings", "segment_ids"),
+            g.embedding("token_type_embeddings", segment_ids),
         )
         tokens = g.op("Reshape", embedded, g.constant([-1, hidden_size], np.int64))
         grid = g.layer_norm(tokens, "embeddings_norm", float(config.layer_norm_eps))
