@@ -382,15 +382,18 @@ def plot(figures: dict, output: Path) -> None:
 
 def operations(feed: dict, skips: bool) -> float:
     """Operations (2 per multiply-add) of a TinyBERT-4 classifier's matrix products on `feed`:
-    with `skips` (our graph), the projections of the real tokens alone and a last layer whose
-    queries, attention output and feed-forward block are the [CLS] rows; without, every cell of
-    every layer, as a graph that skips nothing computes them. The attention products span the
-    [batch, sequence] grid either way."""
+    with `skips` (our graph), the projections of the real tokens alone, attention products over
+    the grid cut after the batch's last real token, and a last layer whose queries, attention
+    output and feed-forward block are the [CLS] rows; without, every cell of every layer, as a
+    graph that skips nothing computes them."""
     width, inner, layers = (
         TINYBERT_4[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers")
     )
     batch, seq = feed["input_ids"].shape
-    tokens = int(np.maximum(feed["input_mask"], np.eye(1, seq)).sum()) if skips else batch * seq
+    tokens = batch * seq
+    if skips:
+        real = np.maximum(feed["input_mask"], np.eye(1, seq)) > 0  # [CLS] always computed
+        tokens, seq = int(real.sum()), int(np.flatnonzero(real.any(axis=0)).max()) + 1
     row_work = 4 * width * width + 2 * width * inner  # query, key, value, output; FFN in, out
     attention = 2 * width * seq  # the scores and the context of one query
     layer = tokens * row_work + batch * seq * attention
