@@ -183,7 +183,8 @@ class TokenRows:
         self, g: GraphBuilder, mask: str, batch: str, sequence: str, positions: str, packed: bool
     ):
         self.g, self.mask, self.batch, self.sequence, self.packed = g, mask, batch, sequence, packed
-        if not packed:
+        if not packed:  # written when the first head layout asks for them (`_every_cell`)
+            self.kept = self.grid_rows = None
             return
         # real tokens, [CLS] always among them: [batch * sequence] booleans
         first = g.op("Equal", positions, g.constant(0, np.int64))
@@ -197,9 +198,8 @@ class TokenRows:
         )
 
     def _every_cell(self) -> None:
-        """Unpacked, token row i is grid cell i: `kept` and `grid_rows` are both 0 .. cells-1
-        (written when the first head layout asks for them)."""
-        if not hasattr(self, "kept"):
+        """Unpacked, token row i is grid cell i: `kept` and `grid_rows` are both 0 .. cells-1."""
+        if self.kept is None:
             g = self.g
             cells = g.op("Size", self.mask)
             self.kept = self.grid_rows = g.op(
