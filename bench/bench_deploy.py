@@ -23,8 +23,11 @@ chart (`--plot`). For
 the fastest paths, the operations per second achieved (the matrix products the path's graph
 computes: ours, the real tokens and a last layer of [CLS]; a peer's, every cell of every layer)
 against the CPU's peak for that precision, from its flags and clock (`cpu_peak`), so that the
-distance to the hardware's limit is a number; and the operators ONNX Runtime runs our int8
-graph with, after its own fusions.
+distance to the hardware's limit is a number; the operators ONNX Runtime runs our int8
+graph with, after its own fusions; and, for one row of full length (1 x 32), our int8 file
+against the peers' in ONNX Runtime at each thread setting (one thread, all cores, all cores
+spinning; each path in a process of its own, five rounds of 200 runs), with the lead the two
+graphs' work alone would give.
 
 Accuracy (`--parts accuracy --student S`): each precision of a trained checkpoint or its
 exported .onnx against its fp32 on real dev data, `--task sst2` (872 rows; bar: at most 0.5
@@ -138,12 +141,12 @@ def peer_feed(feed: dict) -> dict:
     return {name: feed[ours].astype(np.int64) for name, ours in PEER_INPUTS.items()}
 
 
-def ort_session(path):
+def ort_session(path, threads=THREADS, spinning=False):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
     options.log_severity_level = 3
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -464,6 +467,75 @@ def precision_of(path_name: str) -> str:
     return "int8" if "int8" in path_name else "bf16" if "bf16" in path_name else "fp32"
 
 
+def time_alone(name: str, path: Path, threads: int, spinning: bool, feed: dict, runs: int):
+    """Median seconds of `runs` back-to-back runs of one ONNX Runtime int8 file, ours through
+    OnnxModel or a peer's session, after 10 untimed ones: called in a process of its own,
+    since spinning threads of other sessions in the same process would take its cores."""
+    from tinybert_deploy import OnnxModel
+
+    if name.startswith("ours"):
+        model = OnnxModel(path, threads, spinning=spinning)
+        columns = [feed[column] for column in ("input_ids", "segment_ids", "input_mask")]
+
+        def run():
+            model.logits(*columns)
+    else:
+        session, inputs = ort_session(path, threads, spinning), peer_feed(feed)
+
+        def run():
+            session.run(["logits"], inputs)
+
+    for _ in range(10):
+        run()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def thread_settings(folder: Path, label: str, feed: dict, rounds: int, runs: int) -> None:
+    """Our int8 file against the peers' int8 files in ONNX Runtime at every thread setting a
+    user can pick (one thread; all cores with threads sleeping between ops, as in the table
+    above; all cores spinning) on one shape: each path in a fresh process of its own, in turn,
+    `rounds` times (the median of each round's median of `runs`); and the work ratio, the lead
+    both would have at equal speed per operation."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    files = {"ours: ORT int8 dynamic": folder / "tinybert4.int8.onnx"}
+    files["peer: ORT int8, PyTorch-exported graph"] = folder / "torch.int8.onnx"
+    if (folder / "torch.optimized.int8.onnx").exists():
+        files["peer: ORT int8, PyTorch graph + ORT optimizer"] = (
+            folder / "torch.optimized.int8.onnx"
+        )
+    settings = {"1 thread": (1, False), f"{THREADS} threads": (THREADS, False)}
+    settings[f"{THREADS} threads, spinning"] = (THREADS, True)
+    times = {(name, setting): [] for name in files for setting in settings}
+    spawn = multiprocessing.get_context("spawn")
+    for _ in range(rounds):
+        for setting, (threads, spinning) in settings.items():
+            for name, path in files.items():
+                with ProcessPoolExecutor(1, mp_context=spawn) as alone:
+                    job = alone.submit(time_alone, name, path, threads, spinning, feed, runs)
+                    times[name, setting].append(job.result())
+    print(f"{label}, ONNX Runtime int8 at each thread setting, each path in a process of its own:")
+    for setting in settings:
+        medians = {name: statistics.median(times[name, setting]) for name in files}
+        ours = medians.pop("ours: ORT int8 dynamic")
+        peer = min(medians, key=medians.get)
+        print(
+            f"  {setting}: ours {ours * 1000:.2f} ms, fastest peer {peer} "
+            f"{medians[peer] * 1000:.2f} ms: ours {medians[peer] / ours:.2f}x"
+        )
+    mine, theirs = operations(feed, skips=True), operations(feed, skips=False)
+    print(
+        f"  work: ours {mine / 1e9:.3f} G ops, a peer's {theirs / 1e9:.3f}: "
+        f"{theirs / mine:.2f}x at equal speed per operation"
+    )
+
+
 def speed(folder: Path, args) -> None:
     runs, ours, int8 = paths(folder)
     inputs = feeds(minilm() / "vocab.txt", SMOKE_SHAPES if args.smoke else SHAPES)
@@ -493,6 +565,9 @@ def speed(folder: Path, args) -> None:
                 f"({peak / achieved:.1f}x from the limit)"
             )
     print(f"ONNX Runtime runs our int8 graph ({int8.name}) as: {optimized_ops(int8)}")
+    one_row = next(label for label in inputs if label.startswith("1x") and "full" in label)
+    rounds, runs = (1, 5) if args.smoke else (5, 200)
+    thread_settings(folder, one_row, inputs[one_row], rounds, runs)
     plot(figures, Path(args.plot))
     print(f"wrote {args.plot}")
     rounds = 5 if args.smoke else max(args.repeats * 20, 300)
