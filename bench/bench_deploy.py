@@ -566,8 +566,8 @@ def speed(folder: Path, args) -> None:
             )
     print(f"ONNX Runtime runs our int8 graph ({int8.name}) as: {optimized_ops(int8)}")
     one_row = next(label for label in inputs if label.startswith("1x") and "full" in label)
-    rounds, runs = (1, 5) if args.smoke else (5, 200)
-    thread_settings(folder, one_row, inputs[one_row], rounds, runs)
+    sweep = (1, 5) if args.smoke else (5, 200)  # rounds, runs a round
+    thread_settings(folder, one_row, inputs[one_row], *sweep)
     plot(figures, Path(args.plot))
     print(f"wrote {args.plot}")
     rounds = 5 if args.smoke else max(args.repeats * 20, 300)
