@@ -151,6 +151,23 @@ def ort_session(path, threads=THREADS, spinning=False):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def ours_runner(path, threads=THREADS, spinning=False, openvino_precision=None):
+    """A function running a feed through our file at `path` with tinybert-deploy's OnnxModel:
+    ONNX Runtime, or OpenVINO in `openvino_precision`."""
+    from tinybert_deploy import OnnxModel
+
+    model = OnnxModel(path, threads, spinning=spinning)
+    if openvino_precision:
+        model.use_openvino(openvino_precision, threads)
+    return lambda feed: model.logits(feed["input_ids"], feed["segment_ids"], feed["input_mask"])
+
+
+def peer_runner(path, threads=THREADS, spinning=False):
+    """A function running a feed through a peer's ONNX file at `path` in ONNX Runtime."""
+    session = ort_session(path, threads, spinning)
+    return lambda feed: session.run(["logits"], peer_feed(feed))[0]
+
+
 def peer_optimized(peer: Path, folder: Path) -> Path | None:
     """The PyTorch graph through ONNX Runtime's transformer optimizer (BERT, TinyBERT-4's head
     layout) and then int8 dynamic quantization: a peer's one-option speed-up. None where the
@@ -204,12 +221,6 @@ def paths(folder: Path) -> tuple:
     quantize_dynamic(str(peer), str(folder / "torch.int8.onnx"), weight_type=QuantType.QInt8)
     optimized_peer = peer_optimized(peer, folder)
 
-    def mine(path, runtime="onnxruntime", precision="fp32"):
-        model = OnnxModel(path, THREADS, spinning=False)
-        if runtime == "openvino":
-            model.use_openvino(precision, THREADS)
-        return lambda feed: model.logits(feed["input_ids"], feed["segment_ids"], feed["input_mask"])
-
     def openvino_peer(path, precision):
         import openvino
 
@@ -218,10 +229,6 @@ def paths(folder: Path) -> tuple:
         compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         request, output = compiled.create_infer_request(), compiled.output("logits")
         return lambda feed: request.infer(peer_feed(feed))[output]
-
-    def ort(path):
-        session = ort_session(path)
-        return lambda feed: session.run(["logits"], peer_feed(feed))[0]
 
     torch.set_num_threads(THREADS)
     eager = torch_model()
@@ -239,26 +246,26 @@ def paths(folder: Path) -> tuple:
         return run
 
     result = {
-        "ours: ORT fp32": mine(ours),
-        "ours: ORT int8 dynamic": mine(folder / "tinybert4.int8.onnx"),
-        "ours: ORT int8 static QDQ": mine(folder / "static.int8.onnx"),
-        "ours: ORT fp32, fused ops": mine(fused),
-        "ours: ORT int8 dynamic, fused ops": mine(folder / "fused.int8.onnx"),
-        "ours: OpenVINO fp32": mine(ours, "openvino"),
+        "ours: ORT fp32": ours_runner(ours),
+        "ours: ORT int8 dynamic": ours_runner(folder / "tinybert4.int8.onnx"),
+        "ours: ORT int8 static QDQ": ours_runner(folder / "static.int8.onnx"),
+        "ours: ORT fp32, fused ops": ours_runner(fused),
+        "ours: ORT int8 dynamic, fused ops": ours_runner(folder / "fused.int8.onnx"),
+        "ours: OpenVINO fp32": ours_runner(ours, openvino_precision="fp32"),
     }
     bf16 = has_fast_bf16()
     if bf16:
-        result["ours: OpenVINO bf16"] = mine(ours, "openvino", "bf16")
+        result["ours: OpenVINO bf16"] = ours_runner(ours, openvino_precision="bf16")
     static_precision = "bf16" if bf16 else "fp32"
-    result[f"ours: OpenVINO int8 static{' + bf16' if bf16 else ''}"] = mine(
-        folder / "static.int8.onnx", "openvino", static_precision
+    result[f"ours: OpenVINO int8 static{' + bf16' if bf16 else ''}"] = ours_runner(
+        folder / "static.int8.onnx", openvino_precision=static_precision
     )
     result["peer: PyTorch eager fp32 (SDPA)"] = pytorch(False)
     result["peer: PyTorch bf16 autocast"] = pytorch(True)
-    result["peer: ORT fp32, PyTorch-exported graph"] = ort(peer)
-    result["peer: ORT int8, PyTorch-exported graph"] = ort(folder / "torch.int8.onnx")
+    result["peer: ORT fp32, PyTorch-exported graph"] = peer_runner(peer)
+    result["peer: ORT int8, PyTorch-exported graph"] = peer_runner(folder / "torch.int8.onnx")
     if optimized_peer is not None:
-        result["peer: ORT int8, PyTorch graph + ORT optimizer"] = ort(optimized_peer)
+        result["peer: ORT int8, PyTorch graph + ORT optimizer"] = peer_runner(optimized_peer)
     precision = "bf16" if bf16 else "f32"
     result[f"peer: OpenVINO {precision}, PyTorch-exported graph"] = openvino_peer(peer, precision)
     return result, ours, folder / "tinybert4.int8.onnx"
@@ -468,29 +475,17 @@ def precision_of(path_name: str) -> str:
 
 
 def time_alone(name: str, path: Path, threads: int, spinning: bool, feed: dict, runs: int):
-    """Median seconds of `runs` back-to-back runs of one ONNX Runtime int8 file, ours through
-    OnnxModel or a peer's session, after 10 untimed ones: called in a process of its own,
-    since spinning threads of other sessions in the same process would take its cores."""
-    from tinybert_deploy import OnnxModel
-
-    if name.startswith("ours"):
-        model = OnnxModel(path, threads, spinning=spinning)
-        columns = [feed[column] for column in ("input_ids", "segment_ids", "input_mask")]
-
-        def run():
-            model.logits(*columns)
-    else:
-        session, inputs = ort_session(path, threads, spinning), peer_feed(feed)
-
-        def run():
-            session.run(["logits"], inputs)
-
+    """Median seconds of `runs` back-to-back runs of one ONNX Runtime int8 file, ours or a
+    peer's, after 10 untimed ones: called in a process of its own, since spinning threads of
+    other sessions in the same process would take its cores."""
+    runner = ours_runner if name.startswith("ours") else peer_runner
+    run = runner(path, threads, spinning)
     for _ in range(10):
-        run()
+        run(feed)
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        run()
+        run(feed)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
